@@ -1,0 +1,515 @@
+"""The one home of every setting: loads `config/<Name>.json`, validates it once
+and hands out a read-only config object.
+
+A config file keeps the original CenterNet shape, two sections:
+
+    {"system": {...training, data and file settings...},
+     "db":     {...dataset, sampling, decoding and testing settings...}}
+
+Every key is declared once in `SCHEMA` below with its type, its default and the
+check its value must pass; a key missing from the JSON takes the default
+written here. An unknown key, a wrong type or an impossible value fails at load
+time naming the key (and, for a misspelt key, the closest valid one), so nothing
+fails later, half-way through a run, because of a setting.
+
+    cfg = load_config("CenterNet-52")          # config/CenterNet-52.json
+    cfg.system.batch_size, cfg.db.categories   # plain Python values
+    cfg.to_dict()                              # the full, validated settings
+
+Relative paths in the config (`data_dir`, `cache_dir`, `result_dir`,
+`pretrain`) are relative to the project root, the folder that holds this file,
+so commands behave the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+PROJECT_ROOT = os.path.dirname(os.path.abspath(__file__))
+CONFIG_DIR = os.path.join(PROJECT_ROOT, "config")
+
+# The network's stride from input to heatmaps: a 7x7 stride-2 convolution and a
+# stride-2 residual block, each mapping a size s to (s - 1) // 2 + 1.
+NETWORK_STRIDE = 4
+
+# ImageNet statistics in BGR order (images are read with OpenCV), as the
+# original CornerNet/CenterNet used for MSCOCO.
+_MEAN_BGR = [0.40789654, 0.44719302, 0.47026115]
+_STD_BGR = [0.28863828, 0.27408164, 0.27809835]
+_EIG_VAL = [0.2141788, 0.01817699, 0.00341571]
+_EIG_VEC = [[-0.58752847, -0.69563484, 0.41340352],
+            [-0.5832747, 0.00994535, -0.81221408],
+            [-0.56089297, 0.71832671, 0.41158938]]
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and key."""
+
+
+# --------------------------------------------------------------------------
+# value checks: each returns the (possibly normalised) value or raises
+# ValueError with a short reason; the loader adds the file and key.
+# --------------------------------------------------------------------------
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v))
+
+
+def integer(minimum=None, maximum=None):
+    def check(v):
+        if not _is_int(v):
+            raise ValueError(f"must be an integer, got {v!r}")
+        if minimum is not None and v < minimum:
+            raise ValueError(f"must be >= {minimum}, got {v}")
+        if maximum is not None and v > maximum:
+            raise ValueError(f"must be <= {maximum}, got {v}")
+        return v
+    return check
+
+
+def number(low=None, high=None, low_open=False, high_open=False):
+    def check(v):
+        if not _is_number(v):
+            raise ValueError(f"must be a number, got {v!r}")
+        if low is not None and (v < low or (low_open and v == low)):
+            raise ValueError(f"must be {'>' if low_open else '>='} {low}, got {v}")
+        if high is not None and (v > high or (high_open and v == high)):
+            raise ValueError(f"must be {'<' if high_open else '<='} {high}, got {v}")
+        return float(v)
+    return check
+
+
+def boolean(v):
+    if not isinstance(v, bool):
+        raise ValueError(f"must be true or false, got {v!r}")
+    return v
+
+
+def string(v):
+    if not isinstance(v, str) or not v:
+        raise ValueError(f"must be a non-empty string, got {v!r}")
+    return v
+
+
+def optional(check):
+    def inner(v):
+        return None if v is None else check(v)
+    return inner
+
+
+def choice(*options):
+    def check(v):
+        if v not in options:
+            hint = difflib.get_close_matches(str(v), options, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(f"must be one of {list(options)}, got {v!r}{extra}")
+        return v
+    return check
+
+
+def number_list(length=None, positive=False, nonempty=True):
+    def check(v):
+        if not isinstance(v, list) or not all(_is_number(x) for x in v):
+            raise ValueError(f"must be a list of numbers, got {v!r}")
+        if nonempty and not v:
+            raise ValueError("must not be empty")
+        if length is not None and len(v) != length:
+            raise ValueError(f"must have {length} numbers, got {len(v)}")
+        if positive and any(x <= 0 for x in v):
+            raise ValueError(f"every value must be > 0, got {v}")
+        return [float(x) for x in v]
+    return check
+
+
+def image_size(v):
+    """511 or [511, 511] -> [height, width]."""
+    if _is_int(v):
+        v = [v, v]
+    if (not isinstance(v, list) or len(v) != 2
+            or not all(_is_int(x) and x > 0 for x in v)):
+        raise ValueError(f"must be a positive integer or [height, width], got {v!r}")
+    return list(v)
+
+
+def output_sizes(v):
+    if (not isinstance(v, list) or not v
+            or not all(isinstance(s, list) for s in v)):
+        raise ValueError(f"must be a list of [height, width] pairs, got {v!r}")
+    return [image_size(s) for s in v]
+
+
+def string_list(v):
+    if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+        raise ValueError(f"must be a list of non-empty strings, got {v!r}")
+    return list(v)
+
+
+def matrix3(v):
+    if (not isinstance(v, list) or len(v) != 3
+            or not all(isinstance(r, list) and len(r) == 3
+                       and all(_is_number(x) for x in r) for r in v)):
+        raise ValueError("must be a 3x3 list of numbers")
+    return [[float(x) for x in r] for r in v]
+
+
+@dataclass(frozen=True)
+class Key:
+    default: Any
+    check: Callable[[Any], Any]
+    doc: str
+
+
+# --------------------------------------------------------------------------
+# SCHEMA: every setting, its default and what it means.
+# --------------------------------------------------------------------------
+
+SYSTEM = {
+    "dataset": Key("KS", choice("KS", "MSCOCO"),
+                   "annotation format: KS (ks_<split>.txt) or MSCOCO (instances_<split>.json)"),
+    "network": Key(None, optional(string),
+                   "network file under models/ (models/<network>.py); null: the config's name"),
+    "sampling_function": Key("kp_detection", choice("kp_detection"),
+                             "training-example builder under sample/"),
+    "data_dir": Key("data/ks", string,
+                    "KS: folder holding ks_<split>.txt; MSCOCO: folder holding annotations/ and images/"),
+    "cache_dir": Key("cache", string, "snapshots go to <cache_dir>/nnet/<config name>/"),
+    "result_dir": Key("results", string, "test output goes to <result_dir>/<config name>/"),
+    "train_split": Key("train", string, "split trained on (ks_<train_split>.txt)"),
+    "val_split": Key("val", string, "split for validation loss and AP during training"),
+    "test_split": Key("test", string, "default split of test.py"),
+    "batch_size": Key(48, integer(1), "global batch; split evenly across torchrun processes"),
+    "learning_rate": Key(0.00025, number(0, low_open=True), "initial learning rate"),
+    "decay_rate": Key(10.0, number(1), "learning rate is divided by this every stepsize iterations"),
+    "stepsize": Key(450000, integer(1), "iterations between learning-rate decays"),
+    "warmup_iter": Key(0, integer(0), "linear learning-rate warm-up over this many iterations (0: none)"),
+    "max_iter": Key(480000, integer(1), "iterations to train"),
+    "snapshot": Key(5000, integer(1), "iterations between snapshots"),
+    "val_iter": Key(500, integer(0), "iterations between validation losses (0: never)"),
+    "val_ap_iter": Key(0, integer(0), "iterations between validation COCO AP, best snapshot kept (0: never)"),
+    "val_ap_images": Key(0, integer(0), "validation images used for AP during training (0: all)"),
+    "opt_algo": Key("adam", choice("adam", "sgd"), "optimizer"),
+    "weight_decay": Key(0.0, number(0), "optimizer weight decay"),
+    "momentum": Key(0.9, number(0, 1), "SGD momentum"),
+    "workers": Key(4, integer(0), "DataLoader worker processes (train.py --workers overrides)"),
+    "seed": Key(317, integer(0), "seed of every random generator"),
+    "pretrain": Key(None, optional(string),
+                    "snapshot to start from; layers whose shapes differ (another category count) keep their init"),
+    "precision": Key("fp32", choice("fp32", "bf16", "fp16"),
+                     "arithmetic of the network: fp32, bf16 autocast (CPU and GPU), fp16 autocast with a grad scaler (GPU)"),
+    "channels_last": Key(False, boolean, "run the network in channels_last memory format"),
+}
+
+DB = {
+    "categories": Key(6, integer(1), "number of object categories: the heatmaps' width"),
+    "category_names": Key(None, optional(string_list), "one name per category (null: 'class_<i>')"),
+    "max_tag_len": Key(256, integer(1), "most objects on one training image"),
+    "input_size": Key([511, 511], image_size, "training input, [height, width] (or one integer)"),
+    "output_sizes": Key([[128, 128]], output_sizes,
+                        "heatmap size per input: (input - 1) // 4 + 1 on each side"),
+    "rand_scales": Key(None, optional(number_list(positive=True)),
+                       "crop scales; null: arange(rand_scale_min, rand_scale_max, rand_scale_step)"),
+    "rand_scale_min": Key(0.6, number(0, low_open=True), "smallest random crop scale"),
+    "rand_scale_max": Key(1.4, number(0, low_open=True), "random crop scales stop below this"),
+    "rand_scale_step": Key(0.1, number(0, low_open=True), "step between random crop scales"),
+    "rand_crop": Key(True, boolean, "random crops (false: whole image padded to a square)"),
+    "rand_flip": Key(True, boolean, "random horizontal flips"),
+    "rand_color": Key(True, boolean, "colour jitter (brightness, contrast, saturation)"),
+    "lighting": Key(True, boolean, "PCA lighting noise (with rand_color)"),
+    "border": Key(128, integer(0), "crop centres keep this far from the image edges"),
+    "gaussian_bump": Key(True, boolean, "gaussian heatmap targets (false: single pixels)"),
+    "gaussian_iou": Key(0.7, number(0, 1, low_open=True, high_open=True), "IoU that sets the gaussian radius"),
+    "gaussian_radius": Key(-1, integer(-1), "fixed gaussian radius (-1: from gaussian_iou)"),
+    "mean": Key(_MEAN_BGR, number_list(3), "per-channel mean, BGR, of images scaled to [0, 1]"),
+    "std": Key(_STD_BGR, number_list(3, positive=True), "per-channel std, BGR"),
+    "eig_val": Key(_EIG_VAL, number_list(3), "PCA lighting eigenvalues"),
+    "eig_vec": Key(_EIG_VEC, matrix3, "PCA lighting eigenvectors"),
+    "top_k": Key(100, integer(1), "corners and centres kept per image when decoding"),
+    "num_dets": Key(1000, integer(1), "corner pairs kept per image when decoding (at most top_k**2)"),
+    "ae_threshold": Key(0.5, number(0, low_open=True), "largest embedding distance of a corner pair"),
+    "nms_kernel": Key(3, integer(1), "max-pool window of the heatmap peak search (odd)"),
+    "test_scales": Key([1.0], number_list(positive=True), "image scales at test time"),
+    "test_flip": Key(True, boolean, "test each image with its horizontal flip too"),
+    "center_region_small_n": Key(3, integer(1), "central region of a small box: the middle 1/n"),
+    "center_region_large_n": Key(5, integer(1), "central region of a large box: the middle 1/n"),
+    "center_region_area": Key(22500.0, number(0), "boxes above this area (pixels) count as large"),
+    "nms_algorithm": Key("exp_soft_nms", choice("nms", "linear_soft_nms", "exp_soft_nms"),
+                         "per-class suppression after merging scales"),
+    "nms_threshold": Key(0.5, number(0, 1, low_open=True), "IoU threshold of (soft-)NMS"),
+    "merge_bbox": Key(True, boolean, "weighted box merge during soft-NMS (soft_nms_merge)"),
+    "weight_exp": Key(10.0, number(0), "exponent of the box-merge weights"),
+    "max_per_image": Key(100, integer(1), "detections kept per image"),
+    "vis_threshold": Key(0.1, number(0, 1), "debug pictures draw boxes from this score"),
+    "class_agnostic_corners": Key(False, boolean,
+                                  "corner heatmaps of one channel; the class comes from the centre heatmap"),
+}
+
+SCHEMA = {"system": SYSTEM, "db": DB}
+
+# Keys of the original CenterNet that this project dropped on purpose.
+_RETIRED = {
+    "chunk_sizes": "batch_size is the global batch, split evenly across torchrun processes",
+    "prefetch_size": "data loading uses torch DataLoader workers (system.workers)",
+    "display": "the progress bar shows every iteration",
+    "kp_categories": "not used by CenterNet",
+    "special_crop": "not used by CenterNet",
+    "data_rng": "randomness comes from system.seed",
+}
+
+
+class Section(Mapping):
+    """A read-only view of one config section with attribute access."""
+
+    def __init__(self, name: str, values: dict):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, key):
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"config section {self._name!r} has no key {key!r}") from None
+
+    def __setattr__(self, key, value):
+        raise AttributeError("a loaded config is read-only; change the JSON file instead")
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __repr__(self):
+        return f"Section({self._name!r}, {self._values!r})"
+
+
+class Config:
+    """A loaded, validated, read-only config."""
+
+    def __init__(self, name: str, path: str | None, system: dict, db: dict):
+        self.name = name
+        self.path = path
+        self.system = Section("system", system)
+        self.db = Section("db", db)
+
+    # where this config's files go
+    @property
+    def snapshot_dir(self) -> str:
+        return os.path.join(self.system.cache_dir, "nnet", self.name)
+
+    @property
+    def result_dir(self) -> str:
+        return os.path.join(self.system.result_dir, self.name)
+
+    @property
+    def network_name(self) -> str:
+        return self.system.network or self.name
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able settings (every key, defaults filled in)."""
+        return {"system": _plain(self.system), "db": _plain(self.db)}
+
+    def __repr__(self):
+        return f"Config({self.name!r})"
+
+
+def _plain(section):
+    return json.loads(json.dumps(dict(section)))
+
+
+def config_path(name_or_path: str) -> str:
+    """`CenterNet-52` -> config/CenterNet-52.json; a path to a .json is kept."""
+    if name_or_path.endswith(".json") or os.sep in name_or_path:
+        return os.path.abspath(name_or_path)
+    return os.path.join(CONFIG_DIR, name_or_path + ".json")
+
+
+def available_configs() -> list[str]:
+    return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".json"))
+
+
+def load_config(name_or_path: str, overrides: dict | None = None,
+                check_data: bool = True, name: str | None = None) -> Config:
+    """Load and validate a config by name (config/<name>.json) or path.
+
+    A file may start from another config with `"base": "<name>"` and list
+    only what differs (the multi-scale and MSCOCO variants do).
+    `overrides` is merged over the file, section by section, before
+    validation (same keys, same checks): tests and benchmarks use it to vary
+    a setting without writing a file. `check_data=False` skips the check that
+    `data_dir` exists (for building networks without data). `name` replaces
+    the config's name, which names its snapshot and result folders (test.py
+    --suffix tests the snapshots of the config it extends).
+    """
+    path = config_path(name_or_path)
+    raw = _read_with_base(path, name_or_path, seen=())
+    if name is None:
+        name = os.path.splitext(os.path.basename(path))[0]
+    return config_from_dict(raw, name=name, path=path, overrides=overrides,
+                            check_data=check_data)
+
+
+def _read_with_base(path, asked, seen):
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"no config {asked!r} ({path}); available: {', '.join(available_configs())}")
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            raw = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be an object with 'system' and 'db'")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: must be a config name, got {base!r}")
+    if path in seen:
+        raise ConfigError(f"{path}: base: configs extend each other in a circle")
+    merged = _read_with_base(config_path(base), base, seen + (path,))
+    for section, values in raw.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
+
+
+def config_from_dict(raw: dict, name: str, path: str | None = None,
+                     overrides: dict | None = None, check_data: bool = True) -> Config:
+    where = path or f"<config {name}>"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be an object with 'system' and 'db'")
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            break
+        raw[section].update(values)
+
+    problems = []
+    sections = {}
+    for section_name, value in raw.items():
+        if section_name not in SCHEMA:
+            problems.append(_unknown(section_name, SCHEMA, "section"))
+            continue
+        if not isinstance(value, dict):
+            problems.append(f"{section_name}: must be an object")
+            continue
+    for section_name, schema in SCHEMA.items():
+        given = raw.get(section_name, {})
+        if not isinstance(given, dict):
+            continue
+        values = {}
+        for key, value in given.items():
+            if key not in schema:
+                if key in _RETIRED:
+                    problems.append(f"{section_name}.{key}: not used in this project: {_RETIRED[key]}")
+                else:
+                    other = SCHEMA["db" if section_name == "system" else "system"]
+                    if key in other:
+                        problems.append(f"{section_name}.{key}: belongs in the "
+                                        f"{'db' if section_name == 'system' else 'system'} section")
+                    else:
+                        problems.append(_unknown(f"{section_name}.{key}", schema, "key", key))
+                continue
+            try:
+                values[key] = schema[key].check(value)
+            except ValueError as e:
+                problems.append(f"{section_name}.{key}: {e}")
+        for key, spec in schema.items():
+            if key not in values and key not in given:
+                values[key] = _copy(spec.default)
+        sections[section_name] = values
+
+    if not problems:
+        problems += _cross_checks(sections["system"], sections["db"])
+    if problems:
+        raise ConfigError(f"{where}: " + ("\n  ".join([""] + problems) if len(problems) > 1
+                                          else problems[0]))
+
+    system, db = sections["system"], sections["db"]
+    for key in ("data_dir", "cache_dir", "result_dir", "pretrain"):
+        if system[key] is not None and not os.path.isabs(system[key]):
+            system[key] = os.path.normpath(os.path.join(PROJECT_ROOT, system[key]))
+    if db["rand_scales"] is None:
+        db["rand_scales"] = _arange(db["rand_scale_min"], db["rand_scale_max"], db["rand_scale_step"])
+    if db["category_names"] is None:
+        db["category_names"] = [f"class_{i}" for i in range(db["categories"])]
+
+    if check_data and not os.path.isdir(system["data_dir"]):
+        raise ConfigError(
+            f"{where}: system.data_dir: folder {system['data_dir']} does not exist "
+            f"(generate the synthetic set with `python -m db.synth --out {system['data_dir']}` "
+            f"or point data_dir at your data)")
+    return Config(name, path, system, db)
+
+
+def _cross_checks(system, db):
+    problems = []
+    names = db["category_names"]
+    if names is not None and len(names) != db["categories"]:
+        problems.append(f"db.category_names: has {len(names)} names but db.categories is "
+                        f"{db['categories']}")
+    if len(db["output_sizes"]) != 1:
+        problems.append("db.output_sizes: give exactly one [height, width] (one heatmap resolution)")
+    else:
+        expected = [_network_output(s) for s in db["input_size"]]
+        if db["output_sizes"][0] != expected:
+            problems.append(f"db.output_sizes: for input_size {db['input_size']} the network gives "
+                            f"{expected}, got {db['output_sizes'][0]}")
+    if db["nms_kernel"] % 2 == 0:
+        problems.append(f"db.nms_kernel: must be odd, got {db['nms_kernel']}")
+    if db["rand_scales"] is None and db["rand_scale_min"] >= db["rand_scale_max"]:
+        problems.append("db.rand_scale_max: must be greater than rand_scale_min")
+    if db["center_region_small_n"] < 2 or db["center_region_large_n"] < 2:
+        problems.append("db.center_region_small_n/large_n: must be >= 2 (1 would be the whole box)")
+    return problems
+
+
+def _network_output(size):
+    for _ in range(2):
+        size = (size - 1) // 2 + 1
+    return size
+
+
+def _arange(start, stop, step):
+    values, v, i = [], start, 0
+    while v < stop - 1e-9:
+        values.append(round(v, 6))
+        i += 1
+        v = start + i * step
+    return values
+
+
+def _unknown(name, schema, what, key=None):
+    key = key or name
+    hint = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.5)
+    extra = f"; did you mean {hint[0]!r}?" if hint else ""
+    return f"{name}: unknown {what}{extra}"
+
+
+def _copy(value):
+    return json.loads(json.dumps(value))
+
+
+def describe_schema() -> str:
+    """Every key with its default and meaning (for the README and --help)."""
+    lines = []
+    for section, schema in SCHEMA.items():
+        for key, spec in schema.items():
+            lines.append(f"{section}.{key} = {json.dumps(spec.default)}: {spec.doc}")
+    return "\n".join(lines)
