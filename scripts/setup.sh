@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set-up on a fresh machine: a virtual environment with everything from
+# requirements.txt, the fonts the synthetic page generator draws with (where
+# the machine lets us install them), and the compiled soft-NMS.
+# Safe to run again: each step skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+# The PyTorch pair this project is tested with; override for another build,
+# e.g. TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
+
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+VPY=.venv/bin/python
+$VPY -m pip install --quiet --upgrade pip
+if ! $VPY -c "import torch, torchvision" 2>/dev/null; then
+    # shellcheck disable=SC2086
+    $VPY -m pip install --quiet $TORCH_SPEC
+fi
+$VPY -m pip install --quiet -r requirements.txt
+
+# Fonts for synthetic pages: printed, handwriting-like and Chinese. Optional:
+# without them the generator falls back to OpenCV's stroke fonts and says so.
+FONTS="fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-dkg-handwriting
+fonts-breip fonts-kristi fonts-sjfonts fonts-humor-sans fonts-rufscript
+fonts-comic-neue fonts-wqy-microhei"
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    missing=""
+    for f in $FONTS; do
+        dpkg -s "$f" >/dev/null 2>&1 || missing="$missing $f"
+    done
+    if [ -n "$missing" ]; then
+        echo "setup: installing fonts:$missing"
+        # shellcheck disable=SC2086
+        (timeout 300 apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1 \
+         || (timeout 300 apt-get update -qq >/dev/null 2>&1 && \
+             timeout 300 apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1)) \
+         || echo "setup: could not install fonts ($missing); synthetic pages use fallback fonts"
+    fi
+else
+    echo "setup: not root or no apt-get: synthetic pages use the fonts already installed"
+fi
+
+# Compiled soft-NMS; without it a vectorised numpy version gives the same results.
+$VPY setup_cpu_nms.py build_ext --inplace >/dev/null 2>&1 \
+    || echo "setup: compiled soft-NMS not built; the numpy fallback will be used"
+echo "setup: done ($($VPY -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,158 @@
+"""The config loader: every shipped config loads, and every kind of mistake
+fails at load time naming the key."""
+
+import json
+
+import pytest
+
+from config import ConfigError, available_configs, load_config
+
+
+def _write(tmp_path, payload, name="My-Config.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(payload), encoding="utf-8")
+    return str(path)
+
+
+def _error(tmp_path, payload, **kwargs):
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, payload), check_data=False, **kwargs)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("name", available_configs())
+def test_every_shipped_config_loads(name):
+    cfg = load_config(name, check_data=False)
+    assert cfg.name == name
+    assert len(cfg.db.category_names) == cfg.db.categories
+    assert all(scale > 0 for scale in cfg.db.test_scales)
+
+
+def test_the_koushuang_configs_hold_the_pages_settings():
+    for name in ("CenterNet-52", "CenterNet-104"):
+        cfg = load_config(name, check_data=False)
+        assert cfg.system.dataset == "KS"
+        assert cfg.db.categories == 6
+        assert cfg.db.category_names == ["add", "sub", "mul", "div", "compare", "fill"]
+        assert cfg.db.max_tag_len == 256
+        assert cfg.db.top_k == 5
+        assert cfg.db.vis_threshold == 0.1
+        assert cfg.db.input_size == [511, 511]
+        assert cfg.db.output_sizes == [[128, 128]]
+        assert cfg.system.learning_rate == 0.00025
+        assert cfg.system.opt_algo == "adam"
+        assert (cfg.system.train_split, cfg.system.val_split, cfg.system.test_split) == \
+            ("train", "val", "test")
+
+
+def test_mscoco_and_multiscale_configs_extend_their_base():
+    coco = load_config("CenterNet-52-MSCOCO", check_data=False)
+    assert coco.system.dataset == "MSCOCO" and coco.db.categories == 80
+    assert coco.network_name == "CenterNet-52"
+    multi = load_config("CenterNet-52-multi_scale", check_data=False, name="CenterNet-52")
+    assert multi.name == "CenterNet-52"
+    assert len(multi.db.test_scales) > 1
+    assert multi.db.top_k == load_config("CenterNet-52", check_data=False).db.top_k
+
+
+def test_unknown_key_names_the_closest_valid_key(tmp_path):
+    message = _error(tmp_path, {"db": {"catgories": 6}})
+    assert "db.catgories" in message and "'categories'" in message
+    message = _error(tmp_path, {"system": {"learning_rat": 0.1}})
+    assert "system.learning_rat" in message and "'learning_rate'" in message
+
+
+def test_key_in_the_wrong_section_says_where_it_belongs(tmp_path):
+    assert "belongs in the db section" in _error(tmp_path, {"system": {"top_k": 5}})
+
+
+def test_retired_original_keys_say_why(tmp_path):
+    message = _error(tmp_path, {"system": {"chunk_sizes": [4, 4]}})
+    assert "system.chunk_sizes" in message and "torchrun" in message
+
+
+@pytest.mark.parametrize("section,key,value,reason", [
+    ("db", "categories", 0, ">= 1"),
+    ("db", "top_k", 0, ">= 1"),
+    ("db", "max_tag_len", 0, ">= 1"),
+    ("db", "test_scales", [1, 0], "> 0"),
+    ("db", "test_scales", [-0.5], "> 0"),
+    ("db", "rand_scales", [0.5, 0], "> 0"),
+    ("db", "test_scales", [], "empty"),
+    ("db", "categories", "six", "integer"),
+    ("db", "categories", 6.0, "integer"),
+    ("db", "merge_bbox", "yes", "true or false"),
+    ("db", "nms_algorithm", "soft_nms", "one of"),
+    ("db", "nms_kernel", 2, "odd"),
+    ("db", "input_size", [511], "height, width"),
+    ("system", "batch_size", 0, ">= 1"),
+    ("system", "learning_rate", 0, "> 0"),
+    ("system", "opt_algo", "adamw", "one of"),
+    ("system", "precision", "fp8", "one of"),
+])
+def test_impossible_values_name_the_key(tmp_path, section, key, value, reason):
+    message = _error(tmp_path, {"base": "CenterNet-52", section: {key: value}})
+    assert f"{section}.{key}" in message
+    assert reason in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    message = _error(tmp_path, {"base": "CenterNet-52",
+                                "db": {"categories": 0, "top_k": 0, "topk": 1}})
+    for key in ("db.categories", "db.top_k", "db.topk"):
+        assert key in message
+
+
+def test_category_names_must_match_categories(tmp_path):
+    message = _error(tmp_path, {"base": "CenterNet-52", "db": {"categories": 3}})
+    assert "db.category_names" in message and "3" in message
+
+
+def test_output_size_must_follow_input_size(tmp_path):
+    message = _error(tmp_path, {"base": "CenterNet-52", "db": {"input_size": 255}})
+    assert "db.output_sizes" in message and "[64, 64]" in message
+
+
+def test_missing_data_folder_names_the_key(tmp_path):
+    path = _write(tmp_path, {"base": "CenterNet-52",
+                             "system": {"data_dir": str(tmp_path / "nowhere")}})
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "system.data_dir" in str(info.value) and "nowhere" in str(info.value)
+    (tmp_path / "nowhere").mkdir()
+    assert load_config(path).system.data_dir == str(tmp_path / "nowhere")
+
+
+def test_missing_config_lists_the_available_ones():
+    with pytest.raises(ConfigError) as info:
+        load_config("CenterNet-53")
+    assert "CenterNet-52" in str(info.value)
+
+
+def test_invalid_json_names_the_line(tmp_path):
+    path = tmp_path / "Broken.json"
+    path.write_text('{\n  "db": {\n    "top_k": 5,\n  }\n}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), check_data=False)
+    assert "Broken.json:4" in str(info.value)
+
+
+def test_overrides_are_validated_like_the_file():
+    cfg = load_config("CenterNet-52", overrides={"db": {"top_k": 20}}, check_data=False)
+    assert cfg.db.top_k == 20
+    with pytest.raises(ConfigError, match="db.top_k"):
+        load_config("CenterNet-52", overrides={"db": {"top_k": -1}}, check_data=False)
+
+
+def test_a_loaded_config_is_read_only_and_serialisable():
+    cfg = load_config("CenterNet-tiny", check_data=False)
+    with pytest.raises(AttributeError):
+        cfg.db.top_k = 3
+    again = json.loads(json.dumps(cfg.to_dict()))
+    assert again["db"]["categories"] == cfg.db.categories
+    assert again["system"]["network"] == "CenterNet-tiny"
+
+
+def test_random_scales_come_from_min_max_step():
+    cfg = load_config("CenterNet-52", check_data=False)
+    assert cfg.db.rand_scales == [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]
