@@ -41,8 +41,7 @@ class AnnotationError(ValueError):
         self.source = source
         self.problems = list(problems)
         self.hint = hint
-        count = len(self.problems)
-        lines = [f"{source}: {count} problem{'s' if count != 1 else ''}"
+        lines = [f"{source}: {plural(len(self.problems), 'problem')}"
                  + (f" ({hint})" if hint else "") + ":"]
         lines += [f"  {problem}" for problem in self.problems]
         super().__init__("\n".join(lines))
@@ -73,5 +72,6 @@ def split_keys(cfg, split: str) -> str:
     return " / ".join(keys) if keys else "system.train_split / val_split / test_split"
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'s' if count != 1 else ''}"
+def plural(count: int, word: str) -> str:
+    """'1 image', '3 images'."""
+    return f"{count:,} {word}{'s' if count != 1 else ''}"

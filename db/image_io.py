@@ -51,7 +51,10 @@ def image_size(path: str) -> tuple[int, int]:
         with Image.open(path) as image:
             width, height = image.size
     except UnidentifiedImageError:
-        height, width = read_image(path).shape[:2]
+        try:
+            height, width = read_image(path).shape[:2]
+        except ImageReadError:
+            raise ImageReadError(path, "not an image file that Pillow or OpenCV can read") from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ImageReadError(path, f"cannot read its header ({e})") from None
     if width <= 0 or height <= 0:
