@@ -1,6 +1,6 @@
 """The ks annotation format: reader, writer and the check command.
 
-The format is specified in ks-format.md (kept in the project's shared notes;
+The format is specified in ks-format.md (docs/ks-format.md;
 summarised here): one file per split, `<data_dir>/ks_<split>.txt`, UTF-8
 (a byte-order mark and CRLF line ends are accepted), one image a line:
 
