@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Test a trained CenterNet on a split and report COCO metrics.
+
+    python test.py CenterNet-52 --testiter 5000                 # the val split
+    python test.py CenterNet-52 --testiter best --split test
+    python test.py CenterNet-52 --testiter 5000 --suffix multi_scale   # config CenterNet-52-multi_scale,
+                                                                       # snapshots of CenterNet-52
+    python test.py CenterNet-52 --testiter latest --debug        # and a picture per image
+
+Writes `<result_dir>/<config>/<split>_<iteration>[-<suffix>]/results.json`
+(COCO detection format) and, when the split has annotations, metrics.json
+(AP, AP50, ..., per-category AP); prints the metrics, the per-category table
+and the time spent in each stage. The pipeline is test/ (test/run.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from config import ConfigError
+from test.cli import (add_network_arguments, choose_device, load_test_config, resolve_iteration,
+                      show_warnings_briefly)
+
+SPLITS = ("val", "test", "train")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Test a trained CenterNet on a split (COCO metrics).")
+    add_network_arguments(parser)
+    parser.add_argument("--split", choices=SPLITS, default="val",
+                        help="test system.<split>_split of the config (default: val)")
+    parser.add_argument("--debug", action="store_true",
+                        help="write a picture per image to <result folder>/debug/")
+    parser.add_argument("--max-images", type=int, default=0,
+                        help="test only the first N images of the split (0: all)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    show_warnings_briefly()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    from db import load_db
+    from db.errors import AnnotationError, ImageReadError
+    from nnet.checkpoints import find_snapshot, load_trained_network
+    from test.evaluate import format_metrics
+    from test.run import detect_split
+
+    try:
+        cfg = load_test_config(args.config, args.suffix)
+    except ConfigError as e:
+        print(f"test.py: {e}", file=sys.stderr)
+        return 2
+    device = choose_device(args.device)
+    split = cfg.system[f"{args.split}_split"]
+
+    iteration = resolve_iteration(cfg, args.testiter)
+    try:
+        find_snapshot(cfg, iteration)  # a wrong --testiter fails before the data is read
+        db = load_db(cfg, split)
+        net = load_trained_network(cfg, iteration, device)
+    except (FileNotFoundError, RuntimeError, AnnotationError) as e:
+        print(f"test.py: {e}", file=sys.stderr)
+        return 1
+
+    folder = f"{split}_{iteration}" + (f"-{args.suffix}" if args.suffix else "")
+    out_dir = os.path.join(cfg.result_dir, folder)
+    print(f"testing {cfg.name} iteration {iteration} on {db.source} ({len(db)} images, "
+          f"scales {cfg.db.test_scales}, flip {cfg.db.test_flip}) on {device}")
+    try:
+        run = detect_split(net, cfg, db, device, out_dir, debug=args.debug,
+                         max_images=args.max_images, progress=True)
+    except ImageReadError as e:
+        print(f"test.py: {e}", file=sys.stderr)
+        return 1
+
+    print(f"results: {os.path.join(out_dir, 'results.json')} ({run.num_detections} detections)")
+    if run.metrics is None:
+        print(f"split {split!r} has no annotations: results.json written, nothing to evaluate")
+    else:
+        print(format_metrics(run.metrics))
+        print(f"metrics: {os.path.join(out_dir, 'metrics.json')}")
+    if args.debug:
+        print(f"pictures: {os.path.join(out_dir, 'debug')}")
+    print(run.timer.report())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

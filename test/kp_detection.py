@@ -1,0 +1,223 @@
+"""Test-time detection of one image with CenterNet (Duan et al. 2019,
+"CenterNet: Keypoint Triplets for Object Detection"), in the steps of the
+original test/coco.py kp_detection:
+
+1. for each of `db.test_scales`: resize the image to int(h * scale) x
+   int(w * scale), centre it on an input of size (size | 127) (each side
+   127 mod 128, so the hourglass' downsamplings divide evenly), normalise
+   with `db.mean` / `db.std`, and batch it with its horizontal flip when
+   `db.test_flip`;
+2. run `net.predict` and decode the maps with `_decode` (top `db.top_k`
+   corners and centres, pairs by embedding distance `db.ae_threshold`);
+3. move what was decoded for every scale to the host in one transfer;
+4. map boxes and centres back to image pixels: undo the flip, the
+   input-to-heatmap ratio, the padding and the resize; drop boxes reaching
+   more than 5 input pixels into the padding; clip to the image;
+5. the centre-point check of the triplets (test/center_check.py) with the
+   centres of every scale;
+6. per-class soft-NMS over every scale and the best `db.max_per_image`
+   (test/merge.py).
+
+Coordinates: boxes are x1, y1, x2, y2 with x2 / y2 the right / bottom edge
+(ks-format.md); a point x of an image W pixels wide is at W - x in its mirror
+image, and a heatmap is the input scaled by out / in on each side, so a
+flipped heatmap coordinate x maps back to out_width - x (x1 and x2 swap).
+
+Where this differs from the original on purpose: the resized image is placed
+whole (crop_image dropped the last column or row when a side was already 127
+mod 128); boxes are mapped back with the exact resize ratio of each side
+(new_width / width) instead of the nominal scale; centres of every scale
+confirm boxes (the original used only scale 1 and failed without it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from models.py_utils.kp_utils import _decode
+
+from .center_check import SCORE, X1, X2, Y1, Y2, center_check
+from .merge import merge_detections
+from .timing import StageTimer
+
+# A box may reach this many input pixels into the padding before it is dropped
+# (the original's tolerance): corners found in the black border are noise.
+PADDING_TOLERANCE = 5
+
+
+def padded_size(size: int) -> int:
+    """The network input side for an image side: the next value 127 mod 128."""
+    return size | 127
+
+
+@dataclass(frozen=True)
+class ScaledInput:
+    """One test scale of one image: the network input and how to map back."""
+
+    scale: float
+    images: torch.Tensor              # (B, 3, input_h, input_w) float32, B = 2 with the flip
+    flipped: bool                     # images[1] is the mirror of images[0]
+    image_size: tuple[int, int]       # (height, width) of the original image
+    resized_size: tuple[int, int]     # (height, width) after resizing
+    offset: tuple[int, int]           # (top, left) of the resized image in the input
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.images.shape[-2:])
+
+
+def scaled_geometry(height: int, width: int, scale: float):
+    """(resized (h, w), input (h, w), offset (top, left)) of one test scale.
+
+    The resized image is centred as the original's crop_image centred it:
+    its centre pixel (h // 2, w // 2) lands on the input's (H // 2, W // 2).
+    """
+    resized = (int(height * scale), int(width * scale))
+    if min(resized) < 1:
+        raise ValueError(f"test scale {scale} shrinks a {width}x{height} image to nothing "
+                         f"(db.test_scales)")
+    inputs = (padded_size(resized[0]), padded_size(resized[1]))
+    offset = (inputs[0] // 2 - resized[0] // 2, inputs[1] // 2 - resized[1] // 2)
+    return resized, inputs, offset
+
+
+def prepare_image(image: np.ndarray, cfg, pin_memory: bool = False) -> list[ScaledInput]:
+    """(H, W, 3) uint8 BGR image -> one network input per test scale."""
+    height, width = image.shape[:2]
+    mean = np.asarray(cfg.db.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(cfg.db.std, dtype=np.float32).reshape(3, 1, 1)
+    prepared = []
+    for scale in cfg.db.test_scales:
+        (new_h, new_w), (input_h, input_w), (top, left) = scaled_geometry(height, width, scale)
+        resized = image if (new_h, new_w) == (height, width) else \
+            cv2.resize(image, (new_w, new_h))
+        # the padding is black before normalisation, as in training
+        batch = np.empty((2 if cfg.db.test_flip else 1, 3, input_h, input_w), dtype=np.float32)
+        batch[0] = -mean / std
+        content = batch[0, :, top:top + new_h, left:left + new_w]
+        content[...] = resized.transpose(2, 0, 1)
+        content *= 1 / 255
+        content -= mean
+        content /= std
+        if cfg.db.test_flip:
+            batch[1] = batch[0, :, :, ::-1]
+        tensor = torch.from_numpy(batch)
+        if pin_memory:
+            tensor = tensor.pin_memory()
+        prepared.append(ScaledInput(scale=scale, images=tensor, flipped=cfg.db.test_flip,
+                                    image_size=(height, width), resized_size=(new_h, new_w),
+                                    offset=(top, left)))
+    return prepared
+
+
+def _autocast(cfg, device: torch.device):
+    precision = cfg.system.precision
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def decode_scale(net, scaled: ScaledInput, cfg, device, timer: StageTimer):
+    """Network and decoding of one scale, left on the device.
+
+    Returns (detections (B, D, 8), centres (B, K, 4), heatmap size (h, w)).
+    """
+    device = torch.device(device)
+    with torch.inference_mode():
+        with timer.stage("network", synchronize=True):
+            images = scaled.images.to(device, non_blocking=True)
+            with _autocast(cfg, device):
+                outputs = net.predict(images)
+            outputs = [o.float() for o in outputs]
+        with timer.stage("decoding", synchronize=True):
+            detections, centers = _decode(*outputs, K=cfg.db.top_k, kernel=cfg.db.nms_kernel,
+                                          ae_threshold=cfg.db.ae_threshold,
+                                          num_dets=cfg.db.num_dets)
+    heatmap_size = tuple(outputs[0].shape[-2:])
+    return detections, centers, heatmap_size
+
+
+def to_host(decoded):
+    """[(detections, centres, size) per scale] on the device -> numpy, in one transfer."""
+    if not decoded:
+        return []
+    tensors = [t for detections, centers, _ in decoded for t in (detections, centers)]
+    flat = torch.cat([t.reshape(-1).float() for t in tensors]).cpu().numpy()
+    host, start = [], 0
+    for detections, centers, size in decoded:
+        parts = []
+        for t in (detections, centers):
+            parts.append(flat[start:start + t.numel()].reshape(t.shape))
+            start += t.numel()
+        host.append((parts[0], parts[1], size))
+    return host
+
+
+def map_to_image(detections: np.ndarray, centers: np.ndarray, heatmap_size, scaled: ScaledInput):
+    """Heatmap coordinates of one scale -> image pixels.
+
+    detections (B, D, 8) and centres (B, K, 4) as `_decode` gives them; with a
+    flip, batch element 1 is the mirror image. Returns (N, 8) detections (the
+    rejected pairs and the boxes reaching into the padding removed) and
+    (M, 4) centres, in pixels of the original image, clipped to it.
+    """
+    detections, centers = detections.copy(), centers.copy()
+    heat_h, heat_w = heatmap_size
+    if scaled.flipped:
+        mirrored_x1 = heat_w - detections[1, :, X2]
+        detections[1, :, X2] = heat_w - detections[1, :, X1]
+        detections[1, :, X1] = mirrored_x1
+        centers[1, :, 0] = heat_w - centers[1, :, 0]
+    detections = detections.reshape(-1, 8)
+    centers = centers.reshape(-1, 4)
+    detections = detections[detections[:, SCORE] > -1]
+
+    input_h, input_w = scaled.input_size
+    top, left = scaled.offset
+    new_h, new_w = scaled.resized_size
+    height, width = scaled.image_size
+    # heatmap -> input -> resized image pixels
+    xs = detections[:, [X1, X2]] * (input_w / heat_w) - left
+    ys = detections[:, [Y1, Y2]] * (input_h / heat_h) - top
+    inside = ((xs[:, 0] >= -PADDING_TOLERANCE) & (xs[:, 1] <= new_w + PADDING_TOLERANCE)
+              & (ys[:, 0] >= -PADDING_TOLERANCE) & (ys[:, 1] <= new_h + PADDING_TOLERANCE))
+    detections, xs, ys = detections[inside], xs[inside], ys[inside]
+    # resized -> original pixels, with each side's exact resize ratio
+    detections[:, [X1, X2]] = np.clip(xs * (width / new_w), 0, width)
+    detections[:, [Y1, Y2]] = np.clip(ys * (height / new_h), 0, height)
+
+    centers[:, 0] = np.clip((centers[:, 0] * (input_w / heat_w) - left) * (width / new_w), 0, width)
+    centers[:, 1] = np.clip((centers[:, 1] * (input_h / heat_h) - top) * (height / new_h), 0, height)
+    return detections, centers
+
+
+def detect_image(net, scaled_inputs: list[ScaledInput], cfg, device,
+                 timer: StageTimer | None = None) -> np.ndarray:
+    """Final detections of one prepared image: (N, 6) x1, y1, x2, y2, score, class.
+
+    Image pixels, best first, at most `db.max_per_image` rows; (0, 6) when
+    nothing is found.
+    """
+    timer = timer or StageTimer()
+    decoded = [decode_scale(net, scaled, cfg, device, timer) for scaled in scaled_inputs]
+    with timer.stage("decoding"):
+        host = to_host(decoded)
+        mapped = [map_to_image(d, c, size, scaled) for (d, c, size), scaled in zip(host, scaled_inputs)]
+        detections = np.concatenate([d for d, _ in mapped]) if mapped else np.zeros((0, 8), np.float32)
+        centers = np.concatenate([c for _, c in mapped]) if mapped else np.zeros((0, 4), np.float32)
+    with timer.stage("centre check"):
+        detections = center_check(detections, centers, cfg)
+    with timer.stage("nms"):
+        return merge_detections(detections, cfg)
+
+
+def detect(net, image: np.ndarray, cfg, device) -> np.ndarray:
+    """Final detections of one (H, W, 3) uint8 BGR image (see detect_image)."""
+    return detect_image(net, prepare_image(image, cfg), cfg, device)

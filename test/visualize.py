@@ -1,0 +1,105 @@
+"""Debug pictures of test.py --debug and demo.py: the predicted boxes of one
+image, one colour per category with its name and score, over the ground truth
+drawn thin and dashed in black and white (visible on any page).
+
+Colours are evenly spaced hues for however many categories the config has;
+pictures are encoded in memory and written as bytes, so non-ASCII (Chinese)
+file names work on every platform.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import os
+import re
+
+import cv2
+import numpy as np
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def category_colors(categories: int) -> list[tuple[int, int, int]]:
+    """One stable, saturated BGR colour per category: evenly spaced hues."""
+    colors = []
+    for c in range(categories):
+        r, g, b = colorsys.hsv_to_rgb(c / max(categories, 1), 0.85, 0.9)
+        colors.append((int(b * 255), int(g * 255), int(r * 255)))
+    return colors
+
+
+def _line_width(image: np.ndarray) -> int:
+    return max(1, round(min(image.shape[:2]) / 600))
+
+
+def _dashed_rectangle(picture, x1, y1, x2, y2, width, dash):
+    corners = [(x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1)]
+    for (ax, ay), (bx, by) in zip(corners, corners[1:]):
+        length = max(abs(bx - ax), abs(by - ay))
+        for start in range(0, length, 2 * dash):
+            end = min(start + dash, length)
+            p = (ax + (bx - ax) * start // max(length, 1), ay + (by - ay) * start // max(length, 1))
+            q = (ax + (bx - ax) * end // max(length, 1), ay + (by - ay) * end // max(length, 1))
+            cv2.line(picture, p, q, (255, 255, 255), width, cv2.LINE_AA)
+
+
+def draw_ground_truth(picture: np.ndarray, boxes: np.ndarray) -> None:
+    """Ground-truth boxes, thin black with white dashes, in place."""
+    width = max(1, _line_width(picture) // 2)
+    for x1, y1, x2, y2 in np.round(np.asarray(boxes, dtype=np.float64)).astype(int).tolist():
+        cv2.rectangle(picture, (x1, y1), (x2, y2), (0, 0, 0), width, cv2.LINE_AA)
+        _dashed_rectangle(picture, x1, y1, x2, y2, width, dash=3 * width + 2)
+
+
+def draw_detections(picture: np.ndarray, detections: np.ndarray, names, colors,
+                    threshold: float) -> int:
+    """Boxes scoring >= threshold, coloured by class, labelled 'name score'; in place.
+
+    Returns the number drawn. The best are drawn last, on top.
+    """
+    detections = np.asarray(detections)
+    shown = detections[detections[:, 4] >= threshold] if len(detections) else detections
+    width = _line_width(picture)
+    font_scale = 0.35 * width
+    for x1, y1, x2, y2, score, cls in sorted(shown.tolist(), key=lambda row: row[4]):
+        cls = int(cls)
+        color = colors[cls]
+        p, q = (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2)))
+        cv2.rectangle(picture, p, q, color, width, cv2.LINE_AA)
+        label = f"{names[cls]} {score:.2f}"
+        (text_w, text_h), baseline = cv2.getTextSize(label, _FONT, font_scale, 1)
+        top = p[1] - text_h - baseline if p[1] - text_h - baseline >= 0 else p[1]
+        cv2.rectangle(picture, (p[0], top), (p[0] + text_w, top + text_h + baseline), color, -1)
+        cv2.putText(picture, label, (p[0], top + text_h), _FONT, font_scale, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return len(shown)
+
+
+def render(image: np.ndarray, detections: np.ndarray, cfg, names=None,
+           gt_boxes: np.ndarray | None = None) -> np.ndarray:
+    """A copy of the BGR image with the ground truth (if given) and the detections
+    scoring >= db.vis_threshold."""
+    picture = image.copy()
+    if gt_boxes is not None and len(gt_boxes):
+        draw_ground_truth(picture, gt_boxes)
+    draw_detections(picture, detections, names or cfg.db.category_names,
+                    category_colors(cfg.db.categories), cfg.db.vis_threshold)
+    return picture
+
+
+def write_picture(path: str, picture: np.ndarray, quality: int = 90) -> None:
+    """Write a JPEG (or PNG, by extension) through cv2.imencode: any path, any platform."""
+    extension = os.path.splitext(path)[1].lower() or ".jpg"
+    params = [int(cv2.IMWRITE_JPEG_QUALITY), quality] if extension in (".jpg", ".jpeg") else []
+    ok, data = cv2.imencode(extension, picture, params)
+    if not ok:
+        raise OSError(f"cannot encode a picture for {path}")
+    with open(path, "wb") as f:
+        f.write(data.tobytes())
+
+
+def picture_stem(image_id: int, path: str) -> str:
+    """`<image_id>_<file stem>`: unique within a split, readable, any script kept."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    stem = re.sub(r'[\\/:*?"<>|\s]+', "_", stem)  # characters that some file systems refuse
+    return f"{image_id:06d}_{stem}"
