@@ -1,0 +1,187 @@
+"""Training examples of CenterNet (keypoint triplets): one image and its boxes
+become the network input and the targets of every head.
+
+Duan et al., "CenterNet: Keypoint Triplets for Object Detection", ICCV 2019,
+built on CornerNet (Law & Deng, ECCV 2018): a box is its top-left corner, its
+bottom-right corner and its centre; each is a peak of a per-class heatmap at
+the output resolution (gaussian bumps, CornerNet's radius, the centre's bump
+wider: sigma = diameter / 5 instead of / 6), a sub-pixel offset and, for the
+corners, a flat index where the embedding heads are read.
+
+    example = kp_detection(image, record, cfg, rng, augment=True)
+
+The steps, each switchable in the config (`db.*`):
+
+1. crop. `rand_crop` with `augment`: a window of input_size * s (s drawn from
+   `rand_scales`) around a random centre kept `border` pixels from the image
+   edges (halved for small images, as CornerNet). Without `rand_crop`: the
+   whole image, zero-padded to a square around its centre.
+   `augment=False` (validation) is deterministic: with `rand_crop` it takes
+   the window of exactly input_size (scale 1) centred on the image, the scale
+   training crops vary around; without `rand_crop` the padded square.
+2. resize the window to input_size; boxes follow, are clipped to the input
+   and dropped when no area is left.
+3. flip (`rand_flip`, probability 1/2). Boxes use the exclusive right edge
+   (a box covers x1 <= x < x2, width x2 - x1), so mirroring an image of width
+   W maps x to W - x exactly and swaps x1 and x2 (the original's
+   W - x - 1 shifts every flipped box by a pixel).
+4. colour (`rand_color`: brightness, contrast, saturation by up to 40 %;
+   `lighting`: PCA noise of std 0.1 with `eig_val`/`eig_vec`), then
+   (image / 255 - mean) / std, BGR.
+5. targets at output_sizes[0]. A coordinate x of the input is x * w_out / w_in
+   on the heatmap; its pixel is floor(x) and its offset x - floor(x), in
+   [0, 1). A right or bottom edge exactly on the far border of the map (a box
+   cut by the crop) is kept on the last pixel with offset 1, so pixel +
+   offset is still the exact coordinate and no index leaves the map.
+   `class_agnostic_corners`: corner heatmaps have one channel (every class
+   drawn in channel 0); the centre heatmap keeps one channel per class.
+
+All randomness comes from `rng` (a numpy Generator) and is drawn in a fixed
+order (crop, flip, colour, lighting), only for the steps that are on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .utils import (color_jitter_, crop_around, draw_gaussian, gaussian_radius,
+                    lighting_, normalize_, random_crop_window)
+
+# CornerNet's augmentation strengths; not dataset settings.
+COLOR_VARIANCE = 0.4
+LIGHTING_STD = 0.1
+# sigma = diameter / divisor
+CORNER_SIGMA_DIVISOR = 6.0
+CENTER_SIGMA_DIVISOR = 5.0
+
+
+def kp_detection(image: np.ndarray, record, cfg, rng: np.random.Generator,
+                 augment: bool) -> dict:
+    """One training example from an image (H, W, 3) uint8 BGR and its record.
+
+    Returns numpy arrays: "image" (3, H_in, W_in) float32 normalised;
+    "tl_heatmap", "br_heatmap" (C or 1, h, w) and "ct_heatmap" (C, h, w)
+    float32; "tl_tags", "br_tags", "ct_tags" (L,) int64 flat indices y * w + x;
+    "tag_mask" (L,) bool; "tl_regr", "br_regr", "ct_regr" (L, 2) float32 (x, y)
+    offsets; L = cfg.db.max_tag_len. Objects fill the first slots in record order.
+    """
+    db = cfg.db
+    input_height, input_width = db.input_size
+    boxes = np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4).copy()
+    classes = np.asarray(record.classes, dtype=np.int64).reshape(-1)
+    if len(boxes) > db.max_tag_len:
+        raise ValueError(f"{record.path}: {len(boxes)} objects, more than db.max_tag_len = "
+                         f"{db.max_tag_len}; raise db.max_tag_len in the config")
+
+    image, boxes = _crop(image, boxes, cfg, rng, augment)
+    crop_height, crop_width = image.shape[:2]
+    if (crop_height, crop_width) != (input_height, input_width):
+        image = cv2.resize(image, (input_width, input_height))
+        boxes[:, 0::2] *= input_width / crop_width
+        boxes[:, 1::2] *= input_height / crop_height
+
+    boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, input_width)
+    boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, input_height)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, classes = boxes[keep], classes[keep]
+
+    if augment and db.rand_flip and rng.uniform() < 0.5:
+        image = image[:, ::-1]
+        boxes[:, [0, 2]] = input_width - boxes[:, [2, 0]]
+
+    image = image.astype(np.float32) / 255.0
+    if augment and db.rand_color:
+        color_jitter_(rng, image, COLOR_VARIANCE)
+        if db.lighting:
+            lighting_(rng, image, LIGHTING_STD, db.eig_val, db.eig_vec)
+    normalize_(image, db.mean, db.std)
+
+    example = keypoint_targets(boxes, classes, cfg)
+    example["image"] = np.ascontiguousarray(image.transpose(2, 0, 1))  # (3, H_in, W_in)
+    return example
+
+
+def _crop(image, boxes, cfg, rng, augment):
+    db = cfg.db
+    height, width = image.shape[:2]
+    if db.rand_crop and augment:
+        center_x, center_y, crop_width, crop_height = random_crop_window(
+            rng, height, width, db.rand_scales, db.input_size, db.border)
+    elif db.rand_crop:
+        center_x, center_y = width // 2, height // 2
+        crop_height, crop_width = db.input_size
+    else:
+        side = max(height, width)
+        center_x, center_y, crop_width, crop_height = width // 2, height // 2, side, side
+    window, (x0, y0) = crop_around(image, center_x, center_y, crop_width, crop_height)
+    boxes = boxes - np.array([x0, y0, x0, y0], dtype=np.float64)
+    return window, boxes
+
+
+def keypoint_targets(boxes: np.ndarray, classes: np.ndarray, cfg) -> dict:
+    """Heatmaps, offsets, flat indices and mask for boxes (N, 4) in input pixels."""
+    db = cfg.db
+    input_height, input_width = db.input_size
+    out_height, out_width = db.output_sizes[0]
+    max_objects = db.max_tag_len
+    corner_channels = 1 if db.class_agnostic_corners else db.categories
+
+    tl_heatmap = np.zeros((corner_channels, out_height, out_width), dtype=np.float32)
+    br_heatmap = np.zeros((corner_channels, out_height, out_width), dtype=np.float32)
+    ct_heatmap = np.zeros((db.categories, out_height, out_width), dtype=np.float32)
+    tl_tags = np.zeros((max_objects,), dtype=np.int64)
+    br_tags = np.zeros((max_objects,), dtype=np.int64)
+    ct_tags = np.zeros((max_objects,), dtype=np.int64)
+    tl_regr = np.zeros((max_objects, 2), dtype=np.float32)
+    br_regr = np.zeros((max_objects, 2), dtype=np.float32)
+    ct_regr = np.zeros((max_objects, 2), dtype=np.float32)
+    tag_mask = np.zeros((max_objects,), dtype=bool)
+
+    # Output-scale coordinates in float32: x - floor(x) is then exact in
+    # float32, so an offset can never round up to 1.
+    scale = np.array([out_width / input_width, out_height / input_height] * 2, dtype=np.float32)
+    out_boxes = boxes.astype(np.float32) * scale  # (N, 4)
+    out_boxes[:, 0::2] = np.clip(out_boxes[:, 0::2], 0, out_width)
+    out_boxes[:, 1::2] = np.clip(out_boxes[:, 1::2], 0, out_height)
+    centers = (out_boxes[:, 0:2] + out_boxes[:, 2:4]) / np.float32(2)  # (N, 2)
+
+    for k, (box, center, category) in enumerate(zip(out_boxes, centers, classes)):
+        corner_channel = 0 if db.class_agnostic_corners else int(category)
+        points = {"tl": (box[0], box[1]), "br": (box[2], box[3]), "ct": (center[0], center[1])}
+        pixels = {name: (_pixel(x, out_width), _pixel(y, out_height))
+                  for name, (x, y) in points.items()}
+
+        maps = {"tl": tl_heatmap[corner_channel], "br": br_heatmap[corner_channel],
+                "ct": ct_heatmap[int(category)]}
+        if db.gaussian_bump:
+            if db.gaussian_radius == -1:
+                box_height = math.ceil(box[3] - box[1])
+                box_width = math.ceil(box[2] - box[0])
+                radius = max(0, int(gaussian_radius((box_height, box_width), db.gaussian_iou)))
+            else:
+                radius = db.gaussian_radius
+            for name in ("tl", "br"):
+                draw_gaussian(maps[name], *pixels[name], radius, CORNER_SIGMA_DIVISOR)
+            draw_gaussian(maps["ct"], *pixels["ct"], radius, CENTER_SIGMA_DIVISOR)
+        else:
+            for name, (x, y) in pixels.items():
+                maps[name][y, x] = 1
+
+        for name, regr, tags in (("tl", tl_regr, tl_tags), ("br", br_regr, br_tags),
+                                 ("ct", ct_regr, ct_tags)):
+            (x, y), (px, py) = points[name], pixels[name]
+            regr[k] = (x - np.float32(px), y - np.float32(py))
+            tags[k] = py * out_width + px
+        tag_mask[k] = True
+
+    return {"tl_heatmap": tl_heatmap, "br_heatmap": br_heatmap, "ct_heatmap": ct_heatmap,
+            "tl_tags": tl_tags, "br_tags": br_tags, "ct_tags": ct_tags, "tag_mask": tag_mask,
+            "tl_regr": tl_regr, "br_regr": br_regr, "ct_regr": ct_regr}
+
+
+def _pixel(coordinate: np.float32, size: int) -> int:
+    # a coordinate exactly on the far border belongs to the last pixel
+    return min(int(coordinate), size - 1)

@@ -1,0 +1,333 @@
+#!/usr/bin/env python
+"""Train a CenterNet config (Duan et al., "CenterNet: Keypoint Triplets for
+Object Detection", ICCV 2019).
+
+    python train.py CenterNet-52                   # from scratch, or system.pretrain
+    python train.py CenterNet-52 --iter 5000       # resume exactly from snapshot 5000
+    python train.py CenterNet-tiny --device cpu --workers 2 --max-iter 100
+    torchrun --nproc_per_node=4 train.py CenterNet-52 --amp
+
+Everything else is in config/<name>.json. Snapshots (nnet/checkpoints.py) go
+to <cache_dir>/nnet/<name>/ every system.snapshot iterations and at the end,
+with log.jsonl beside them: one JSON line per iteration (losses, learning
+rate, images/s, data wait), validation losses every val_iter (a fixed set:
+the first system.val_images images of the val split, 0 = all, un-augmented,
+BatchNorm in eval mode), validation AP every val_ap_iter on the first
+val_ap_images (test/run.py; the best snapshot kept as <name>_best.pkl), and a
+last line when training finishes.
+
+Resuming with --iter N restores weights, optimizer, grad scaler, random
+generators and the iteration; the data order follows from the iteration
+(sample/dataset.py), so N + M iterations equal N, a resume, and M more. The
+lines of log.jsonl after iteration N (written by the run that is being
+resumed) are dropped, so the log reads as one run; a fresh start begins a new
+log. system.pretrain only applies to a fresh start: a resumed run takes
+everything from its snapshot.
+
+Under torchrun, system.batch_size is the global batch, split evenly across
+the processes; rank 0 alone logs, shows progress and writes snapshots.
+
+Exit status: 0 done; 1 stopped because the loss or the weights became NaN or
+infinite (no snapshot written from them); 2 unusable config, data or
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+from tqdm import tqdm
+
+from config import ConfigError, load_config
+from db import AnnotationError, ImageReadError, load_db
+from nnet import distributed
+from nnet.checkpoints import best_snapshot_path, find_snapshot, snapshot_path
+from nnet.py_factory import LOSS_NAMES, NetworkFactory, NonFiniteLossError
+from nnet.snapshot import SnapshotError, load_snapshot, save_snapshot
+from sample.dataset import (TrainingExamples, ValidationExamples, print_note, training_loader,
+                            validation_loader, workers_that_fit)
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """The weights became NaN or infinite."""
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Train a CenterNet config.")
+    parser.add_argument("config", help="config name (config/<name>.json) or path to a .json")
+    parser.add_argument("--iter", dest="start_iter", default=None, metavar="N",
+                        help="resume from the snapshot of iteration N ('latest': the newest)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="DataLoader worker processes (default: system.workers)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: cuda when available, else cpu")
+    parser.add_argument("--amp", action="store_true",
+                        help="fp16 mixed precision with a grad scaler (CUDA); "
+                             "overrides system.precision")
+    parser.add_argument("--max-iter", type=int, default=None, metavar="N",
+                        help="train to iteration N instead of system.max_iter")
+    args = parser.parse_args(argv)
+    if args.start_iter is not None and args.start_iter != "latest":
+        if not args.start_iter.isdigit():
+            parser.error(f"--iter: an iteration number or 'latest', got {args.start_iter!r}")
+        args.start_iter = int(args.start_iter)
+    if args.workers is not None and args.workers < 0:
+        parser.error("--workers must be >= 0")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    rank = distributed.rank_from_env()
+    try:
+        overrides = {"system": {"max_iter": args.max_iter}} if args.max_iter is not None else None
+        cfg = load_config(args.config, overrides=overrides)
+        world_size = distributed.world_size_from_env()
+        if cfg.system.batch_size % world_size:
+            raise ConfigError(
+                f"{cfg.path}: system.batch_size is {cfg.system.batch_size}, the global batch; "
+                f"it must split evenly across the {world_size} processes of torchrun: "
+                f"use a multiple of {world_size}")
+        device = choose_device(args.device)
+    except ConfigError as e:
+        return _fail(rank, str(e), 2)
+
+    context = distributed.init_from_env(device)
+    clean = False
+    try:
+        train(cfg, args, context)
+        clean = True
+        return 0
+    except (NonFiniteLossError, NonFiniteWeightsError) as e:
+        clean = True  # every rank stops at the same iteration
+        hint = getattr(e, "hint", "")
+        return _fail(rank, f"stopped: {e}; no snapshot was written from these weights. {hint}", 1)
+    except (ConfigError, AnnotationError, ImageReadError, FileNotFoundError, SnapshotError) as e:
+        clean = True  # every rank reads the same config and data
+        return _fail(rank, str(e), 2)
+    finally:
+        distributed.shutdown(context, clean)
+
+
+def choose_device(requested: str | None) -> torch.device:
+    if requested is None:
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
+    device = torch.device("cuda", distributed.local_rank_from_env())
+    torch.cuda.set_device(device)
+    torch.backends.cudnn.benchmark = True
+    return device
+
+
+def _fail(rank: int, message: str, code: int) -> int:
+    if rank == 0:
+        print(f"train.py: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def train(cfg, args, context: distributed.Context) -> None:
+    say = tqdm.write if context.is_main else (lambda *a, **k: None)
+    system = cfg.system
+    train_db = load_db(cfg, system.train_split)
+    train_set = TrainingExamples(train_db, cfg)  # checks db.max_tag_len before any step
+    val_set = None
+    if system.val_iter or system.val_ap_iter:
+        val_db = load_db(cfg, system.val_split)
+        val_set = ValidationExamples(val_db, cfg)
+
+    precision = "fp16" if args.amp else system.precision
+    factory = NetworkFactory(cfg, context.device, context, precision)
+    say(f"{cfg.name}: network {cfg.network_name}, {factory.num_parameters:,} parameters, "
+        f"{len(train_db)} training images, {context.world_size} process(es) on "
+        f"{context.device.type}, {precision}")
+    last_snapshot = _restore(factory, cfg, args, say)
+
+    requested = system.workers if args.workers is None else args.workers
+    per_process_batch = system.batch_size // context.world_size
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    workers, note = workers_that_fit(cfg, per_process_batch, requested, local_processes)
+    if context.is_main:
+        print_note(note)
+
+    start = factory.iteration
+    if start >= system.max_iter:
+        say(f"nothing to do: the snapshot is at iteration {start}, system.max_iter is {system.max_iter}")
+        return
+    loader = training_loader(train_set, start + 1, system.max_iter, context.rank,
+                             context.world_size, workers, context.device.type == "cuda")
+    periodic = PeriodicWork(cfg, factory, context, val_set, workers, last_snapshot,
+                            resumed=args.start_iter is not None)
+    progress = tqdm(total=system.max_iter, initial=start, disable=not context.is_main,
+                    dynamic_ncols=True, desc=cfg.name)
+
+    tick = time.perf_counter()
+    for iteration, batch in enumerate(loader, start + 1):
+        waited = time.perf_counter() - tick
+        try:
+            losses = factory.train_step(batch)
+        except NonFiniteLossError as e:
+            e.hint = periodic.last_good()
+            raise
+        seconds = time.perf_counter() - tick
+        periodic.after_step(iteration, losses, seconds, waited, progress)
+        tick = time.perf_counter()
+    progress.close()
+    periodic.finish()
+
+
+def _restore(factory, cfg, args, say) -> str | None:
+    """Resume (--iter) or start from system.pretrain; the snapshot resumed from."""
+    if args.start_iter is not None:
+        path = find_snapshot(cfg, args.start_iter)
+        state = load_snapshot(path, map_location="cpu")
+        factory.load_state_dict(state, source=path)
+        changed = _changed_settings(state.get("config") or {}, cfg.to_dict())
+        say(f"resuming from {path} (iteration {factory.iteration})"
+            + (f"; settings changed since: {', '.join(changed)}" if changed else ""))
+        return path
+    if cfg.system.pretrain:
+        skipped = factory.load_pretrained(cfg.system.pretrain)
+        say(f"starting from {cfg.system.pretrain}"
+            + (f"; kept the initial values of {len(skipped)} tensors that do not fit: "
+               f"{', '.join(skipped)}" if skipped else ""))
+    return None
+
+
+def _changed_settings(old: dict, new: dict) -> list[str]:
+    return [f"{section}.{key}" for section in new for key in new[section]
+            if old.get(section, {}).get(key, new[section][key]) != new[section][key]]
+
+
+class PeriodicWork:
+    """What happens every N iterations, apart from the step itself: log,
+    progress, validation loss, validation AP (best snapshot), snapshots."""
+
+    def __init__(self, cfg, factory, context, val_set, workers, last_snapshot, resumed):
+        self.cfg, self.factory, self.context = cfg, factory, context
+        self.val_set, self.workers = val_set, workers
+        self.last_snapshot = last_snapshot
+        self.best_ap = _best_ap(cfg) if resumed else None
+        self.log = (JsonLog(os.path.join(cfg.snapshot_dir, "log.jsonl"),
+                            resume_at=factory.iteration if resumed else None)
+                    if context.is_main else None)
+
+    def after_step(self, iteration, losses, seconds, waited, progress):
+        system = self.cfg.system
+        entry = {"iteration": iteration, **losses,
+                 "images_per_s": system.batch_size / seconds, "step_s": seconds,
+                 "data_wait_s": waited, "time": time.time()}
+        if self.val_set is not None and system.val_iter and iteration % system.val_iter == 0:
+            entry.update(self.validation_loss())
+        if self.val_set is not None and system.val_ap_iter and iteration % system.val_ap_iter == 0:
+            entry.update(self.validation_ap(iteration))
+        if self.context.is_main:
+            self.log.write(entry)
+            progress.set_postfix({name: f"{losses[name]:.3f}" for name in LOSS_NAMES}
+                                 | {"lr": f"{losses['lr']:.2e}",
+                                    "img/s": f"{entry['images_per_s']:.1f}"}, refresh=False)
+            progress.update(1)
+        if iteration % system.snapshot == 0 or iteration == system.max_iter:
+            self.save(snapshot_path(self.cfg, iteration), entry)
+
+    def validation_loss(self) -> dict:
+        loader = validation_loader(self.val_set, self.context.rank, self.context.world_size,
+                                   self.workers, self.context.device.type == "cuda")
+        losses = self.factory.validation_loss(loader)
+        return {f"val_{name}": value for name, value in losses.items()}
+
+    def validation_ap(self, iteration) -> dict:
+        metrics = {}
+        if self.context.is_main:
+            from test.run import run_test
+            out_dir = os.path.join(self.cfg.result_dir, f"val_{iteration}")
+            metrics = run_test(self.factory.network, self.cfg, self.val_set.db, self.context.device,
+                               out_dir, max_images=self.cfg.system.val_ap_images) or {}
+            metrics = {f"val_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+            ap = metrics.get("val_AP")
+            if ap is not None and (self.best_ap is None or ap > self.best_ap):
+                self.best_ap = ap
+                self.save(best_snapshot_path(self.cfg), {"iteration": iteration, **metrics},
+                          quiet=True)
+                tqdm.write(f"iteration {iteration}: best validation AP so far, {ap:.4f}")
+        distributed.barrier(self.context)
+        return metrics
+
+    def save(self, path, metrics, quiet=False):
+        # checked on every rank (the weights are the same), so all stop together
+        if not self.factory.weights_are_finite():
+            error = NonFiniteWeightsError(
+                f"the weights became non-finite by iteration {self.factory.iteration} "
+                f"({os.path.basename(path)} not written)")
+            error.hint = self.last_good()
+            raise error
+        if self.context.is_main:
+            save_snapshot(path, self.factory.state_dict(metrics))
+            if not quiet:
+                self.last_snapshot = path
+
+    def last_good(self) -> str:
+        if self.last_snapshot:
+            return (f"The last good snapshot is {self.last_snapshot}: resume from it with --iter, "
+                    f"perhaps with a lower system.learning_rate.")
+        return "No snapshot of this run was written yet."
+
+    def finish(self):
+        digests = distributed.parameter_digests(self.factory.network, self.context)
+        if len(set(digests)) > 1:
+            raise RuntimeError(f"the processes ended with different weights: {digests}")
+        if self.context.is_main:
+            self.log.write({"iteration": self.factory.iteration, "event": "finished",
+                            "parameter_digests": digests, "time": time.time()})
+            self.log.close()
+            tqdm.write(f"done: {self.last_snapshot}")
+
+
+def _best_ap(cfg):
+    path = best_snapshot_path(cfg)
+    if not os.path.isfile(path):
+        return None
+    return load_snapshot(path).get("metrics", {}).get("val_AP")
+
+
+class JsonLog:
+    """log.jsonl: one JSON object a line, flushed as written.
+
+    A fresh run starts a new file; a run resumed at iteration k keeps the
+    lines up to k (rewritten atomically) and drops the rest."""
+
+    def __init__(self, path: str, resume_at: int | None):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        kept = []
+        if resume_at is not None and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut short when the earlier run was killed
+                    if entry.get("iteration", 0) <= resume_at:
+                        kept.append(line if line.endswith("\n") else line + "\n")
+        temporary = path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(temporary, path)
+        self.file = open(path, "a", encoding="utf-8")
+
+    def write(self, entry: dict) -> None:
+        self.file.write(json.dumps(entry) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
