@@ -1,0 +1,915 @@
+"""One synthetic 口算 page: layout, printing, handwriting, clutter, camera (see db/synth.py).
+
+`render_page(seed, split, index)` draws one worksheet as specified in
+/work/shared/ks-format.md and returns the picture with one tight box per
+problem. The page model is described in db/synth.py's docstring; this module
+is its implementation. Everything random comes from one numpy generator seeded
+by (seed, split, index), so a page does not depend on which worker drew it.
+
+Boxes are exact by construction: every problem's ink is also written into a
+uint16 label map (problem i -> i + 1) wherever its coverage reaches
+LABEL_ALPHA; the map is warped with the page's homography (nearest
+neighbour) and each box is the bounding box of its label, with x2/y2
+exclusive (a box over pixel columns 10..19 is x1=10, x2=20).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import math
+import zlib
+
+import cv2
+import numpy as np
+
+from db import synth_fonts
+from db.synth_fonts import Glyph, compose, face_for
+
+# Coverage from which a pixel counts as a problem's ink (and enters its box).
+LABEL_ALPHA = 0.4
+
+
+class Kind(enum.IntEnum):
+    """Problem categories, numbered as in the table of ks-format.md."""
+    ADD = 0
+    SUB = 1
+    MUL = 2
+    DIV = 3
+    COMPARE = 4
+    FILL = 5
+
+
+OPERATOR_SIGNS = {Kind.ADD: "+", Kind.SUB: "−", Kind.MUL: "×", Kind.DIV: "÷"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthPage:
+    image: np.ndarray            # (H, W, 3) uint8 BGR, as it goes to the JPEG encoder
+    boxes: np.ndarray            # (N, 4) int32 x1, y1, x2, y2; x2/y2 exclusive edges
+    classes: np.ndarray          # (N,) int64, Kind values
+    texts: tuple[str, ...]       # one readable line per box, e.g. "23 + 45 = 68"
+    jpeg_quality: int
+    # Only with keep_debug=True (tests): the warped page before lighting, blur and
+    # noise, the warped label map (problem i's ink = i + 1) and where the paper is.
+    clean: np.ndarray | None = None     # (H, W, 3) uint8
+    labels: np.ndarray | None = None    # (H, W) uint16
+    paper: np.ndarray | None = None     # (H, W) bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PageSize:
+    """Ranges for one mode of the generator (full pages or the small test pages)."""
+    width: tuple[int, int]
+    problems: tuple[int, int]
+    min_digit: int          # smallest printed digit height, px
+    max_digit_frac: tuple[float, float]  # largest printed digit height, as a fraction of the width
+
+
+FULL_SIZE = PageSize(width=(600, 1600), problems=(20, 128), min_digit=9,
+                     max_digit_frac=(0.018, 0.03))
+SMALL_SIZE = PageSize(width=(256, 400), problems=(8, 30), min_digit=7,
+                      max_digit_frac=(0.03, 0.05))
+CROWDED_PROBLEMS = (129, 160)   # the pages beyond the usual per-image object limit
+CROWDED_RATE = 0.08
+CROWDED_MIN_WIDTH = 900         # so 160 problems still print legibly
+
+
+def page_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    # crc32, not hash(): Python salts str hashes per process.
+    return np.random.default_rng([int(seed), zlib.crc32(split.encode("utf-8")), int(index)])
+
+
+# ---------------------------------------------------------------------------------------
+# Problems
+
+
+@dataclasses.dataclass
+class Problem:
+    kind: Kind
+    tokens: list            # printed tokens: str, or ("slot", style) / ("circle",)
+    answer: str             # what the pupil writes (wrong now and then)
+    right_answer: str
+    answered: bool
+
+    @property
+    def correct(self) -> bool:
+        return self.answer == self.right_answer
+
+    def text(self) -> str:
+        parts = []
+        for token in self.tokens:
+            if isinstance(token, str):
+                parts.append(token)
+            elif token[0] == "circle":
+                parts.append(f"○[{self.answer if self.answered else ''}]")
+            else:
+                parts.append(f"({self.answer if self.answered else ''})")
+        return " ".join(parts)
+
+
+def _operation(op: Kind, level: int, rng) -> tuple[int, int, int]:
+    """a op b = c with sizes that suit the page's level (0: within 20, 1: 100, 2: 1000)."""
+    limit = (20, 100, 1000)[level]
+    if op == Kind.ADD:
+        c = int(rng.integers(2, limit + 1))
+        a = int(rng.integers(1, c))
+        return a, c - a, c
+    if op == Kind.SUB:
+        a = int(rng.integers(2, limit + 1))
+        b = int(rng.integers(1, a + 1))
+        return a, b, a - b
+    if op == Kind.MUL:
+        if level == 0:
+            a, b = int(rng.integers(1, 10)), int(rng.integers(1, 10))
+        elif level == 1:
+            a, b = int(rng.integers(2, 10)), int(rng.integers(10, 34))
+        else:
+            a, b = int(rng.integers(2, 10)), int(rng.integers(12, 112))
+        if rng.random() < 0.5:
+            a, b = b, a
+        return a, b, a * b
+    divisor = int(rng.integers(2, 10))
+    quotient = int(rng.integers(1, (10, 31, 121)[level]))
+    return divisor * quotient, divisor, quotient
+
+
+def _wrong(value: int, rng) -> int:
+    wrong = value + int(rng.choice([-10, -2, -1, 1, 1, 2, 10]))
+    return wrong if wrong >= 0 and wrong != value else value + 1
+
+
+def _make_problem(kind: Kind, level: int, answer_style: str, answered: bool, wrong_rate: float,
+                  rng) -> Problem:
+    if kind in OPERATOR_SIGNS:
+        a, b, c = _operation(kind, level, rng)
+        tokens = [str(a), OPERATOR_SIGNS[kind], str(b), "=", ("slot", answer_style)]
+        right = c
+    elif kind == Kind.FILL:
+        op = Kind(int(rng.integers(0, 4)))
+        a, b, c = _operation(op, level, rng)
+        style = "paren" if rng.random() < 0.8 else "underline"
+        if rng.random() < 0.5:
+            tokens = [("slot", style), OPERATOR_SIGNS[op], str(b), "=", str(c)]
+            right = a
+        else:
+            tokens = [str(a), OPERATOR_SIGNS[op], ("slot", style), "=", str(c)]
+            right = b
+    else:
+        sides = []
+        if rng.random() < 0.3:  # one side an expression: "7 × 8 ○ 54"
+            op = Kind(int(rng.integers(0, 4)))
+            a, b, value = _operation(op, level, rng)
+            expression = [str(a), OPERATOR_SIGNS[op], str(b)]
+            other = value if rng.random() < 0.25 else max(0, value + int(rng.integers(-9, 10)))
+            sides = [(expression, value), ([str(other)], other)]
+            if rng.random() < 0.5:
+                sides.reverse()
+        else:
+            a = int(rng.integers(0, (20, 100, 1000)[level] + 1))
+            b = a if rng.random() < 0.15 else int(rng.integers(0, (20, 100, 1000)[level] + 1))
+            sides = [([str(a)], a), ([str(b)], b)]
+        (left, lv), (right_side, rv) = sides
+        tokens = left + [("circle",)] + right_side
+        relation = ">" if lv > rv else "<" if lv < rv else "="
+        wrong_relation = str(rng.choice([r for r in "<>=" if r != relation]))
+        answer = wrong_relation if rng.random() < wrong_rate else relation
+        return Problem(kind, tokens, answer, relation, answered)
+    answer = str(_wrong(right, rng)) if rng.random() < wrong_rate else str(right)
+    return Problem(kind, tokens, answer, str(right), answered)
+
+
+# ---------------------------------------------------------------------------------------
+# Drawing on the page
+
+
+class _Canvas:
+    """The flat page (before the camera); ink multiplies the paper.
+
+    For each problem, the leftmost and rightmost ink pixel (coverage >= LABEL_ALPHA)
+    of every row is kept: they include every vertex of the ink's convex hull, and a
+    homography takes its extremes at hull vertices, so warping these few points
+    gives the same box as warping the whole label map. With keep_masks the full
+    ink masks are kept too, to rebuild the label map for tests.
+    """
+
+    def __init__(self, width: int, height: int, paper_bgr, keep_masks: bool = False):
+        row = np.empty((1, width, 3), np.uint8)
+        row[:] = paper_bgr
+        self.page = np.repeat(row, height, axis=0)     # (H, W, 3), faster than a broadcast fill
+        self.ink_points: dict[int, list[np.ndarray]] = {}
+        self.ink_masks: list[tuple[int, int, int, np.ndarray]] | None = [] if keep_masks else None
+        self.width, self.height = width, height
+
+    def paint(self, ink: Glyph, x: float, y: float, colour, opacity: float, label: int = 0,
+              clip=None):
+        """Multiply `ink` (pen origin at x, baseline y) into the page; label its ink pixels."""
+        if ink.mask.size == 0:
+            return
+        h, w = ink.mask.shape
+        left, top = int(round(x)) + ink.left, int(round(y)) + ink.top
+        cx0, cy0, cx1, cy1 = clip if clip is not None else (0, 0, self.width, self.height)
+        x0, y0 = max(left, cx0, 0), max(top, cy0, 0)
+        x1, y1 = min(left + w, cx1, self.width), min(top + h, cy1, self.height)
+        if x1 <= x0 or y1 <= y0:
+            return
+        mask = ink.mask[y0 - top:y1 - top, x0 - left:x1 - left]
+        region = self.page[y0:y1, x0:x1]
+        table = _transmission_table(tuple(int(c) for c in colour), float(opacity))
+        # cv2.LUT on a 3-channel copy is several times faster than numpy's table[mask].
+        transmission = cv2.LUT(cv2.merge([mask, mask, mask]), table)
+        cv2.multiply(region, transmission, dst=region, scale=1.0 / 255.0)
+        if label:
+            ink = mask >= LABEL_ALPHA * 255.0 / opacity                               # (h, w)
+            rows = np.flatnonzero(ink.any(axis=1))
+            if rows.size == 0:
+                return
+            inked_rows = ink[rows]
+            first = inked_rows.argmax(axis=1)
+            last = inked_rows.shape[1] - 1 - inked_rows[:, ::-1].argmax(axis=1)
+            points = np.empty((2 * rows.size, 2), np.float32)                       # (K, 2) x, y
+            points[:rows.size, 0], points[rows.size:, 0] = first + x0, last + x0
+            points[:rows.size, 1] = points[rows.size:, 1] = rows + y0
+            self.ink_points.setdefault(label, []).append(points)
+            if self.ink_masks is not None:
+                self.ink_masks.append((label, x0, y0, ink))
+
+    def label_map(self) -> np.ndarray:
+        """(H, W) uint16: problem i's ink pixels hold i + 1 (needs keep_masks)."""
+        if self.ink_masks is None:
+            raise ValueError("label_map() needs a canvas made with keep_masks=True")
+        labels = np.zeros((self.height, self.width), np.uint16)
+        for label, x0, y0, ink in self.ink_masks:
+            h, w = ink.shape
+            labels[y0:y0 + h, x0:x0 + w][ink] = label
+        return labels
+
+
+@functools.lru_cache(maxsize=1024)
+def _transmission_table(colour: tuple, opacity: float) -> np.ndarray:
+    """(256, 1, 3) uint8: how much light each coverage value of this ink lets through, x255."""
+    coverage = np.arange(256, dtype=np.float32)[:, None] / 255.0 * opacity
+    absorb = 1.0 - np.asarray(colour, np.float32)[None, :] / 255.0
+    return np.rint(255.0 * (1.0 - coverage * absorb)).astype(np.uint8).reshape(256, 1, 3)
+
+
+def _text_glyph(face, text: str, tracking: float = 0.0) -> Glyph:
+    placed, x = [], 0.0
+    for char in text:
+        glyph = face.glyph(char)
+        placed.append((glyph, x, 0.0))
+        x += glyph.advance + tracking
+    return compose(placed)
+
+
+def _bar(length: float, thickness: float, top: float) -> Glyph:
+    """A printed line (underline, answer line) of `length` px whose top is `top` px below the baseline."""
+    t = max(1, int(round(thickness)))
+    return Glyph(np.full((t, max(1, int(round(length)))), 255, np.uint8), 0, int(round(top)),
+                 float(length))
+
+
+@dataclasses.dataclass(frozen=True)
+class Pupil:
+    """How one pupil writes: the page's answers all come from the same hand and pen."""
+    spec: tuple
+    colour: tuple
+    opacity: float
+    size_ratio: float     # handwritten digit height / printed digit height
+    slant: float          # shear, x shift per px of height
+    jitter: float         # baseline wobble, in digit heights
+    rotate: float         # per-glyph rotation spread, degrees
+    grow: int             # pen width: dilation in px
+    grain: bool           # pencil: patchy strokes
+
+
+def _sample_pupil(rng, fonts, digit_px_hint: float) -> Pupil:
+    if fonts.handwriting:
+        spec = ("ttf", fonts.handwriting[int(rng.integers(len(fonts.handwriting)))])
+    else:
+        spec = ("hershey", synth_fonts.HERSHEY_HANDWRITING[int(rng.integers(2))],
+                float(rng.uniform(0.05, 0.11)))
+    pen = rng.choice(["black", "blue", "pencil"], p=[0.35, 0.4, 0.25])
+    if pen == "black":
+        colour, opacity = tuple(int(v) for v in rng.integers(15, 50, 3)), float(rng.uniform(0.85, 1.0))
+    elif pen == "blue":
+        colour = (int(rng.integers(130, 200)), int(rng.integers(40, 100)), int(rng.integers(10, 50)))
+        opacity = float(rng.uniform(0.8, 1.0))
+    else:
+        grey = int(rng.integers(45, 95))
+        colour, opacity = (grey, grey, grey + 5), float(rng.uniform(0.7, 0.9))
+    grow_choices = [0, 0, 1] if digit_px_hint < 14 else [0, 1, 1, 2]
+    return Pupil(spec=spec, colour=colour, opacity=opacity,
+                 size_ratio=float(rng.uniform(0.9, 1.3)),
+                 slant=float(rng.uniform(-0.1, 0.35)),
+                 jitter=float(rng.uniform(0.02, 0.08)),
+                 rotate=float(rng.uniform(0.0, 8.0)),
+                 grow=int(rng.choice(grow_choices)),
+                 grain=pen == "pencil")
+
+
+def _rotated(glyph: Glyph, degrees: float) -> Glyph:
+    if glyph.mask.size == 0 or abs(degrees) < 0.5:
+        return glyph
+    h, w = glyph.mask.shape
+    pad = int(math.ceil(0.5 * max(h, w) * abs(math.sin(math.radians(degrees))))) + 1
+    padded = cv2.copyMakeBorder(glyph.mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    centre = (padded.shape[1] / 2.0, padded.shape[0] / 2.0)
+    matrix = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    mask = cv2.warpAffine(padded, matrix, (padded.shape[1], padded.shape[0]), flags=cv2.INTER_LINEAR)
+    return Glyph(mask, glyph.left - pad, glyph.top - pad, glyph.advance)
+
+
+_ROTATED_CACHE: dict = {}
+_ROTATION_STEP = 2.0  # degrees: rotated glyphs are cached at this resolution
+
+
+def _rotated_glyph(face, char: str, degrees: float) -> Glyph:
+    """face.glyph(char) turned by about `degrees` (cached: handwriting turns many glyphs)."""
+    step = int(round(max(-12.0, min(12.0, degrees)) / _ROTATION_STEP))
+    if step == 0:
+        return face.glyph(char)
+    key = (face.key, char, step)
+    glyph = _ROTATED_CACHE.get(key)
+    if glyph is None:
+        if len(_ROTATED_CACHE) > 200_000:  # bound the memory of very long runs
+            _ROTATED_CACHE.clear()
+        glyph = _ROTATED_CACHE[key] = _rotated(face.glyph(char), step * _ROTATION_STEP)
+    return glyph
+
+
+def _sheared(glyph: Glyph, slant: float) -> Glyph:
+    """Lean the ink right by `slant` px per px of height above the baseline."""
+    if glyph.mask.size == 0 or abs(slant) < 0.02:
+        return glyph
+    h, w = glyph.mask.shape
+    shift_top, shift_bottom = -slant * glyph.top, -slant * (glyph.top + h)
+    new_left = int(math.floor(glyph.left + min(shift_top, shift_bottom)))
+    new_w = w + int(math.ceil(abs(slant) * h)) + 2
+    matrix = np.float32([[1, -slant, glyph.left + shift_top - new_left], [0, 1, 0]])
+    mask = cv2.warpAffine(glyph.mask, matrix, (new_w, h), flags=cv2.INTER_LINEAR)
+    return Glyph(mask, new_left, glyph.top, glyph.advance)
+
+
+def _handwrite(text: str, pupil: Pupil, digit_px: float, rng) -> Glyph:
+    face = face_for(pupil.spec, digit_px)
+    placed, x = [], 0.0
+    for char in text:
+        glyph = _rotated_glyph(face, char, rng.normal(0.0, pupil.rotate))
+        placed.append((glyph, x, rng.normal(0.0, pupil.jitter) * face.digit_height))
+        x += glyph.advance * float(rng.uniform(0.9, 1.1))
+    ink = _sheared(compose(placed, pad=pupil.grow + 1), pupil.slant + rng.normal(0.0, 0.04))
+    mask = ink.mask
+    if pupil.grow:
+        size = pupil.grow + 1
+        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    if pupil.grain:
+        mask = (mask * rng.uniform(0.7, 1.0, mask.shape)).astype(np.uint8)
+    return Glyph(mask, ink.left, ink.top, ink.advance)
+
+
+def _red_mark(kind: str, size: float, thickness: int, rng) -> Glyph:
+    """A teacher's tick or cross, pen origin at its lower-left."""
+    s = size
+    if kind == "tick":
+        strokes = [[(0.0, -0.45 * s), (0.3 * s, 0.0), (0.95 * s, -1.0 * s)]]
+    else:
+        strokes = [[(0.0, -0.9 * s), (0.8 * s, 0.0)], [(0.8 * s, -0.95 * s), (0.05 * s, 0.0)]]
+    strokes = [[(x + rng.normal(0, 0.05 * s), y + rng.normal(0, 0.05 * s)) for x, y in st]
+               for st in strokes]
+    pad = thickness + 2
+    xs = [p[0] for st in strokes for p in st]
+    ys = [p[1] for st in strokes for p in st]
+    x0, y0 = min(xs) - pad, min(ys) - pad
+    w, h = int(math.ceil(max(xs) - x0 + pad)), int(math.ceil(max(ys) - y0 + pad))
+    canvas = np.zeros((h, w), np.uint8)
+    for stroke in strokes:
+        points = np.int32([[(x - x0) * 4, (y - y0) * 4] for x, y in stroke])
+        cv2.polylines(canvas, [points], False, 255, thickness, cv2.LINE_AA, shift=2)
+    return Glyph(canvas, int(math.floor(x0)), int(math.floor(y0)), float(w))
+
+
+# ---------------------------------------------------------------------------------------
+# Layout
+
+
+_TITLES_CJK = ("口算练习", "口算题卡", "20以内加减法口算", "100以内加减法口算", "表内乘法口算",
+               "表内除法口算", "口算天天练", "数学口算每日一练", "比大小 填一填", "混合运算口算")
+_TITLES_LATIN = ("Oral Arithmetic", "Mental Math Practice", "Daily Math Drill", "Arithmetic Sheet",
+                 "Quick Sums", "Times Tables")
+_FIELDS_CJK = ("姓名：", "班级：", "日期：", "用时：", "得分：")
+_FIELDS_LATIN = ("Name:", "Class:", "Date:", "Time:", "Score:")
+_PUPIL_NAMES = ("Li Ming", "Wang Fang", "Zhang Wei", "Liu Yang", "Chen Jing", "Zhao Lei", "Xu Li")
+
+
+def _printable(face, text: str) -> bool:
+    return all(face.has(c) or c in synth_fonts.PRIMITIVE_SIGNS for c in text)
+
+
+def _problem_layout(problem: Problem, face, space: float, slot_width: float):
+    """Place a problem's printed tokens from pen x 0 on baseline 0.
+
+    Returns (placed glyphs, answer anchor, end x) where the anchor says where the
+    handwritten answer goes: ("after", x) to the right of x, or ("centre", x, y, size)
+    centred on a point (inside parentheses or the compare circle) of a space `size` px tall.
+    """
+    d = face.digit_height
+    placed, x, anchor = [], 0.0, None
+    for n, token in enumerate(problem.tokens):
+        if n:
+            x += space
+        if isinstance(token, str):
+            for char in token:
+                glyph = face.glyph(char)
+                placed.append((glyph, x, 0.0))
+                x += glyph.advance
+        elif token[0] == "circle":
+            circle = face.glyph("○")
+            if circle.mask.shape[0] < d:  # some fonts' circle is a bullet: too small to write in
+                circle = synth_fonts.primitive_sign("○", d, face.stroke)
+            placed.append((circle, x, 0.0))
+            centre_y = circle.top + circle.mask.shape[0] / 2.0
+            anchor = ("centre", x + circle.left + circle.mask.shape[1] / 2.0, centre_y,
+                      circle.mask.shape[0])
+            x += circle.advance
+        else:
+            style = token[1]
+            if style == "paren":
+                opening, closing = face.glyph("("), face.glyph(")")
+                placed.append((opening, x, 0.0))
+                x += opening.advance
+                anchor = ("centre", x + slot_width / 2.0, -0.5 * d, d)
+                x += slot_width
+                placed.append((closing, x, 0.0))
+                x += closing.advance
+            elif style == "underline":
+                placed.append((_bar(slot_width, max(1.0, 0.7 * face.stroke), 0.2 * d), x, 0.0))
+                anchor = ("after", x + 0.1 * d)
+                x += slot_width
+            else:  # free: nothing printed, the answer follows the "="
+                anchor = ("after", x)
+                x += slot_width
+    return placed, anchor, x
+
+
+def _problem_em_width(problem: Problem, face, space_em: float, slot_em: float) -> float:
+    d = face.digit_height
+    answer_chars = len(problem.right_answer) + (1 if problem.answer != problem.right_answer else 0)
+    _, _, width = _problem_layout(problem, face, space_em * d, slot_em * d * max(answer_chars, 1))
+    return width / d
+
+
+def _choose_grid(n: int, em_width: float, grid_w: float, grid_h: float, size: PageSize,
+                 max_digit: float, rng):
+    """Pick (columns, digit height) among the column counts that print legibly; None if none does."""
+    options = []
+    for columns in range(1, 6):
+        rows = math.ceil(n / columns)
+        digit = min(grid_h / rows / 2.3, grid_w / columns * 0.92 / em_width, max_digit)
+        if digit >= size.min_digit:
+            options.append((columns, digit))
+    if not options:
+        return None
+    return options[int(rng.integers(len(options)))]
+
+
+# ---------------------------------------------------------------------------------------
+# The page
+
+
+def render_page(seed: int, split: str, index: int, small: bool = False, fonts=None,
+                num_problems: int | None = None, clutter: bool = True, degrade: bool = True,
+                keep_debug: bool = False) -> SynthPage:
+    """Draw page `index` of `split` for `seed`.
+
+    fonts: a synth_fonts.FontCatalog (None: discover the installed fonts).
+    num_problems: force the problem count (tests: e.g. a page above 128 problems).
+    clutter=False leaves out everything that is not a problem (title, lines, marks,
+    stains); degrade=False skips lighting, blur and noise (the camera warp stays).
+    """
+    if fonts is None:
+        fonts = synth_fonts.discover_fonts()
+    rng = page_rng(seed, split, index)
+    size = SMALL_SIZE if small else FULL_SIZE
+
+    # Problem count and page size.
+    if num_problems is not None:
+        n = int(num_problems)
+        if n < 1:
+            raise ValueError(f"num_problems must be >= 1, got {num_problems}")
+    elif not small and rng.random() < CROWDED_RATE:
+        n = int(rng.integers(CROWDED_PROBLEMS[0], CROWDED_PROBLEMS[1] + 1))
+    else:
+        n = int(rng.integers(size.problems[0], size.problems[1] + 1))
+    low = size.width[0] if (small or n <= size.problems[1]) else CROWDED_MIN_WIDTH
+    # Log-uniform: as many small pages as big ones in ratio terms (and cheaper to draw).
+    width = int(round(math.exp(rng.uniform(math.log(low), math.log(size.width[1])))))
+    scan = rng.random() < 0.2
+    height = int(round(width * (1.414 if scan else rng.uniform(1.3, 1.45))))
+
+    # Print style.
+    if fonts.printed:
+        print_spec = ("ttf", fonts.printed[int(rng.integers(len(fonts.printed)))])
+    else:
+        print_spec = ("hershey", synth_fonts.HERSHEY_PRINTED[int(rng.integers(4))],
+                      float(rng.uniform(0.06, 0.12)))
+    ink_grey = int(rng.integers(10, 60))
+    print_colour = (ink_grey, ink_grey, ink_grey + int(rng.integers(0, 15)))
+    print_opacity = float(rng.uniform(0.85, 1.0))
+    # The camera's white balance (a colour cast) tints the paper, and through it every ink.
+    cast = rng.uniform(0.97, 1.0, 3) if scan else rng.uniform(0.85, 1.0, 3)
+    paper = tuple(int(v) for v in rng.integers(232, 256, 3) * (cast / cast.max()))
+    space_em = float(rng.uniform(0.25, 0.6))
+    answer_style = str(rng.choice(["free", "underline", "paren"], p=[0.5, 0.3, 0.2]))
+    level = int(rng.choice(3, p=[0.35, 0.45, 0.2]))
+    unanswered_rate = float(rng.beta(1.0, 9.0))
+    wrong_rate = float(rng.uniform(0.0, 0.08))
+
+    # Problems; category weights vary per page (themed sheets) but are balanced on average.
+    weights = rng.dirichlet(np.full(len(Kind), 1.5))
+    kinds = rng.choice(len(Kind), size=n, p=weights)
+    problems = [_make_problem(Kind(int(k)), level, answer_style, rng.random() >= unanswered_rate,
+                              wrong_rate, rng) for k in kinds]
+
+    # Header and footer take their room first; the grid gets the rest.
+    margin_x = width * rng.uniform(0.05, 0.09)
+    margin_top = width * rng.uniform(0.04, 0.08)
+    margin_bottom = width * rng.uniform(0.04, 0.08)
+    max_digit = width * rng.uniform(*size.max_digit_frac)
+    title_digit = max(size.min_digit + 1, width * rng.uniform(0.022, 0.035))
+    has_title = clutter and rng.random() < 0.85
+    has_fields = clutter and rng.random() < 0.75
+    has_footer = clutter and rng.random() < 0.6
+    fields_digit = max(size.min_digit, title_digit * rng.uniform(0.55, 0.8))
+    footer_digit = max(size.min_digit, width * rng.uniform(0.012, 0.018))
+    y = margin_top
+    title_baseline = y + title_digit * 1.4
+    if has_title:
+        y += title_digit * 2.2
+    fields_baseline = y + fields_digit * 1.3
+    if has_fields:
+        y += fields_digit * 2.4
+    y += (title_digit * rng.uniform(0.3, 1.0)) if (has_title or has_fields) else 0.0
+    grid_x0, grid_x1 = margin_x, width - margin_x
+    grid_y0 = y
+    grid_y1 = height - margin_bottom - (footer_digit * 2.5 if has_footer else 0.0)
+
+    reference_face = face_for(print_spec, 40)
+    slot_em = float(rng.uniform(0.75, 1.0))
+    em_width = max(_problem_em_width(p, reference_face, space_em, slot_em) for p in problems)
+    choice = _choose_grid(len(problems), em_width, grid_x1 - grid_x0, grid_y1 - grid_y0, size,
+                          max_digit, rng)
+    while choice is None:  # too many problems for this page: drop from the end
+        if len(problems) == 1:
+            raise ValueError(f"page {split} {index}: {width} px is too narrow for even one problem")
+        problems.pop()
+        choice = _choose_grid(len(problems), em_width, grid_x1 - grid_x0, grid_y1 - grid_y0, size,
+                              max_digit, rng)
+    columns, digit = choice
+    rows = math.ceil(len(problems) / columns)
+    cell_w = (grid_x1 - grid_x0) / columns
+    row_h = min((grid_y1 - grid_y0) / rows, digit * rng.uniform(2.3, 4.0))
+    column_major = rng.random() < 0.3
+
+    canvas = _Canvas(width, height, paper, keep_masks=keep_debug)
+    pupil = _sample_pupil(rng, fonts, digit)
+
+    # Problems.
+    face = face_for(print_spec, digit)
+    requested = digit
+    for _ in range(64):  # rounding of the font size may widen a problem by a pixel or two
+        layouts = [_problem_layout(p, face, space_em * face.digit_height,
+                                   slot_em * face.digit_height * max(len(p.right_answer), 1))
+                   for p in problems]
+        if max(layout[2] for layout in layouts) <= cell_w - 4 or requested <= 4:
+            break
+        # ask for less than what we got: a point size may round back to the same digits
+        requested = min(requested, face.digit_height) - 1
+        face = face_for(print_spec, requested)
+    d = face.digit_height
+    graded = clutter and rng.random() < 0.4
+    red = (int(rng.integers(20, 60)), int(rng.integers(20, 60)), int(rng.integers(180, 230)))
+    for i, problem in enumerate(problems):
+        row, col = (i % rows, i // rows) if column_major else (i // columns, i % columns)
+        cx0, cy0 = grid_x0 + col * cell_w, grid_y0 + row * row_h
+        clip = (int(math.ceil(cx0)) + 1, int(math.ceil(cy0)) + 1,
+                int(math.floor(cx0 + cell_w)) - 1, int(math.floor(cy0 + row_h)) - 1)
+        placed, anchor, end_x = layouts[i]
+        slack = max(0.0, clip[2] - clip[0] - end_x - 2)
+        origin_x = clip[0] + 1 + rng.uniform(0.0, min(slack, 0.15 * cell_w))
+        baseline = (cy0 + row_h / 2.0 + d / 2.0) + rng.normal(0.0, 0.06) * d
+        label = i + 1
+        canvas.paint(compose(placed), origin_x, baseline, print_colour, print_opacity, label, clip)
+        answer_right = origin_x + end_x
+        if problem.answered:
+            written_right = _write_answer(canvas, problem, anchor, pupil, d, origin_x, baseline,
+                                          label, clip, rng)
+            answer_right = max(answer_right - 0.5 * d, written_right)
+        if graded and problem.answered and rng.random() < 0.8:
+            mark_size = d * rng.uniform(0.9, 1.6)
+            mark = _red_mark("tick" if problem.correct else "cross", mark_size,
+                             max(1, int(round(d * rng.uniform(0.08, 0.15)))), rng)
+            canvas.paint(mark, answer_right + rng.uniform(-0.6, 0.4) * d,
+                         baseline + rng.uniform(-0.1, 0.3) * d, red, rng.uniform(0.75, 0.95))
+
+    if clutter:
+        _draw_clutter(canvas, rng, fonts, print_spec, print_colour, print_opacity, pupil, red,
+                      dict(has_title=has_title, title_digit=title_digit, title_baseline=title_baseline,
+                           has_fields=has_fields, fields_digit=fields_digit,
+                           fields_baseline=fields_baseline, has_footer=has_footer,
+                           footer_digit=footer_digit, margin_x=margin_x, margin_bottom=margin_bottom,
+                           graded=graded, grid=(grid_x0, grid_y0, grid_x1, grid_y0 + rows * row_h),
+                           columns=columns, rows=rows, cell_w=cell_w, row_h=row_h,
+                           index=index))
+
+    # The camera: a slight rotation and perspective, then light, blur and noise.
+    content = (margin_x * 0.5, margin_top * 0.5, width - margin_x * 0.5, height - margin_bottom * 0.5)
+    homography = _camera(rng, width, height, content, scan)
+    background = (tuple(int(v) for v in rng.integers(225, 250, 3)) if scan
+                  else tuple(int(v) for v in rng.integers(30, 170, 3)))
+    if scan:  # a flat-bed scan has no perspective: the cheaper affine warp is exact
+        warped = cv2.warpAffine(canvas.page, homography[:2] / homography[2, 2], (width, height),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                borderValue=background)
+    else:
+        warped = cv2.warpPerspective(canvas.page, homography, (width, height),
+                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                     borderValue=background)
+    boxes, classes, texts = [], [], []
+    warped_boxes = _warped_boxes(canvas.ink_points, len(problems), homography, width, height)
+    for problem, box in zip(problems, warped_boxes):
+        if box is None:  # never expected: a problem without ink, or its ink left the picture
+            continue
+        boxes.append(box)
+        classes.append(int(problem.kind))
+        texts.append(problem.text())
+    image = _degrade(warped, rng, scan) if degrade else warped
+    quality = int(rng.integers(70, 96)) if scan else int(rng.integers(55, 93))
+    labels = paper_mask = None
+    if keep_debug:
+        labels = cv2.warpPerspective(canvas.label_map(), homography, (width, height),
+                                     flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                                     borderValue=0)
+        ones = np.full((height, width), 255, np.uint8)
+        paper_mask = cv2.warpPerspective(ones, homography, (width, height), flags=cv2.INTER_NEAREST,
+                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    return SynthPage(image=image,
+                     boxes=np.asarray(boxes, np.int32).reshape(-1, 4),
+                     classes=np.asarray(classes, np.int64),
+                     texts=tuple(texts), jpeg_quality=quality,
+                     clean=warped if keep_debug else None,
+                     labels=labels,
+                     paper=paper_mask)
+
+
+def _write_answer(canvas: _Canvas, problem: Problem, anchor, pupil: Pupil, d: int, origin_x: float,
+                  baseline: float, label: int, clip, rng) -> float:
+    """Handwrite the answer at its anchor; returns the right edge of the written ink."""
+    if anchor[0] == "centre" and problem.kind == Kind.COMPARE:
+        digit = anchor[3] * rng.uniform(0.5, 0.75)
+    else:
+        digit = d * pupil.size_ratio * rng.uniform(0.93, 1.07)
+    for _ in range(4):
+        ink = _handwrite(problem.answer, pupil, digit, rng)
+        h, w = ink.mask.shape
+        if anchor[0] == "after":
+            x = origin_x + anchor[1] + rng.uniform(0.1, 0.4) * d
+            y = baseline + rng.uniform(-0.2, 0.05) * d
+            left = x + ink.left
+        else:
+            left = origin_x + anchor[1] - w / 2.0 + rng.normal(0.0, 0.05) * d
+            x = left - ink.left
+            # centre the ink's middle row on the anchor
+            y = baseline + anchor[2] - (ink.top + h / 2.0) + rng.normal(0.0, 0.05) * d
+        overflow = left + w - (clip[2] - 1)
+        if overflow <= 0:
+            break
+        if anchor[0] == "after":
+            # tuck it closer to the "=" first, then shrink the writing
+            x -= min(overflow, 0.3 * d)
+            left -= min(overflow, 0.3 * d)
+            if left + w <= clip[2] - 1:
+                break
+        digit *= 0.85
+    canvas.paint(ink, x, y, pupil.colour, pupil.opacity, label, clip)
+    return min(left + w, clip[2])
+
+
+def _draw_clutter(canvas: _Canvas, rng, fonts, print_spec, print_colour, print_opacity,
+                  pupil: Pupil, red, layout: dict):
+    """Everything on the sheet that is not a problem: none of it enters the label map."""
+    width, height = canvas.width, canvas.height
+    margin_x = layout["margin_x"]
+    cjk_spec = ("ttf", fonts.cjk[int(rng.integers(len(fonts.cjk)))]) if fonts.cjk else None
+
+    def text_face(digit):
+        if cjk_spec is not None:
+            return face_for(cjk_spec, digit), True
+        return face_for(print_spec, digit), False
+
+    if layout["has_title"]:
+        face, chinese = text_face(layout["title_digit"])
+        titles = _TITLES_CJK if chinese else _TITLES_LATIN
+        title = titles[int(rng.integers(len(titles)))]
+        if not _printable(face, title):
+            face, title = face_for(print_spec, layout["title_digit"]), _TITLES_LATIN[0]
+        ink = _text_glyph(face, title)
+        if ink.advance > width - 2 * margin_x:
+            ink = _fit(ink, (width - 2 * margin_x) / ink.advance)
+        x = (width - ink.advance) / 2.0 if rng.random() < 0.7 else margin_x
+        canvas.paint(ink, x, layout["title_baseline"], print_colour, print_opacity)
+
+    if layout["has_fields"]:
+        face, chinese = text_face(layout["fields_digit"])
+        names = _FIELDS_CJK if chinese else _FIELDS_LATIN
+        count = int(rng.integers(2, len(names) + 1))
+        chosen = sorted(rng.choice(len(names), size=count, replace=False))
+        available = width - 2 * margin_x
+        slot = available / count
+        baseline = layout["fields_baseline"]
+        d = face.digit_height
+        for k, which in enumerate(chosen):
+            x = margin_x + k * slot
+            label_ink = _text_glyph(face, names[which])
+            if label_ink.advance > slot * 0.5:
+                label_ink = _fit(label_ink, slot * 0.5 / label_ink.advance)
+            canvas.paint(label_ink, x, baseline, print_colour, print_opacity)
+            line_x = x + label_ink.advance + 0.2 * d
+            line_len = slot - label_ink.advance - 0.8 * d
+            if line_len > d:
+                canvas.paint(_bar(line_len, max(1.0, 0.08 * d), 0.25 * d), line_x, baseline,
+                             print_colour, print_opacity)
+                # The pupil fills some fields in: handwriting that is not a problem.
+                if rng.random() < 0.6:
+                    content = {0: _PUPIL_NAMES[int(rng.integers(len(_PUPIL_NAMES)))],
+                               1: f"{int(rng.integers(1, 7))}.{int(rng.integers(1, 10))}",
+                               2: f"{int(rng.integers(1, 13))}.{int(rng.integers(1, 29))}",
+                               3: f"{int(rng.integers(2, 15))}:{int(rng.integers(10, 60))}",
+                               4: str(int(rng.integers(60, 101)))}[int(which)]
+                    writer = pupil
+                    colour, opacity = pupil.colour, pupil.opacity
+                    if which == 4:
+                        colour, opacity = red, 0.9
+                    if _printable(face_for(writer.spec, d), content):
+                        ink = _handwrite(content, writer, d * writer.size_ratio, rng)
+                        if ink.mask.shape[1] > line_len:
+                            ink = _fit(ink, line_len / ink.mask.shape[1])
+                        canvas.paint(ink, line_x + 0.2 * d - ink.left, baseline, colour, opacity)
+
+    if layout["has_footer"]:
+        face = face_for(print_spec, layout["footer_digit"])
+        number = int(layout["index"]) % 20 + 1
+        style = int(rng.integers(3))
+        text = [f"— {number} —", f"{number}", f"- {number} -"][style]
+        if not _printable(face, text):
+            text = str(number)
+        ink = _text_glyph(face, text)
+        canvas.paint(ink, (width - ink.advance) / 2.0, height - layout["margin_bottom"],
+                     print_colour, print_opacity)
+
+    # Lines of the form: a frame around the grid or the cells' own table lines.
+    gx0, gy0, gx1, gy1 = layout["grid"]
+    line_colour = tuple(int(v) for v in rng.integers(60, 160, 3))
+    form = rng.random()
+    if form < 0.15:
+        for c in range(layout["columns"] + 1):
+            x = int(round(gx0 + c * layout["cell_w"]))
+            canvas.paint(_bar(1, gy1 - gy0, 0), min(x, width - 1), gy0, line_colour, 0.9)
+        for r in range(layout["rows"] + 1):
+            y = int(round(gy0 + r * layout["row_h"]))
+            canvas.paint(_bar(gx1 - gx0, 1, 0), gx0, min(y, height - 1), line_colour, 0.9)
+    elif form < 0.35:
+        pad = 4
+        for y in (gy0 - pad, gy1 + pad):
+            canvas.paint(_bar(gx1 - gx0 + 2 * pad, 1, 0), gx0 - pad, y, line_colour, 0.9)
+        for x in (gx0 - pad, gx1 + pad):
+            canvas.paint(_bar(1, gy1 - gy0 + 2 * pad, 0), x, gy0 - pad, line_colour, 0.9)
+
+    # The teacher's score, big and red, near the top.
+    if layout["graded"] and rng.random() < 0.6:
+        score_digit = width * rng.uniform(0.03, 0.05)
+        hand = fonts.handwriting
+        spec = (("ttf", hand[int(rng.integers(len(hand)))]) if hand
+                else ("hershey", synth_fonts.HERSHEY_HANDWRITING[0], 0.1))
+        teacher = dataclasses.replace(pupil, spec=spec, grain=False, grow=1)
+        ink = _handwrite(str(int(rng.integers(80, 101))), teacher, score_digit, rng)
+        canvas.paint(ink, width - margin_x - ink.mask.shape[1] - score_digit,
+                     layout["grid"][1] * 0.5 + score_digit * 0.5, red, 0.9)
+
+    # Stains: coffee rings and smudges, multiplied over whatever is there.
+    for _ in range(int(rng.choice([0, 0, 0, 1, 1, 2, 3]))):
+        radius = width * rng.uniform(0.03, 0.12)
+        size = int(radius * 2.6)
+        # Drawn at a quarter of the size and enlarged: a stain has no sharp detail to lose.
+        small_size, small_radius = max(4, size // 4), radius / 4.0
+        mask = np.zeros((small_size, small_size), np.uint8)
+        centre = (small_size // 2, small_size // 2)
+        axes = (max(1, int(small_radius)), max(1, int(small_radius * rng.uniform(0.6, 1.0))))
+        angle = float(rng.uniform(0, 180))
+        if rng.random() < 0.5:
+            cv2.ellipse(mask, centre, axes, angle, 0, 360, 255, max(1, int(small_radius * 0.15)))
+        else:
+            cv2.ellipse(mask, centre, axes, angle, 0, 360, 255, -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), max(0.6, small_radius * 0.15))
+        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_LINEAR)
+        colour = (int(rng.integers(90, 170)), int(rng.integers(130, 200)), int(rng.integers(160, 230)))
+        stain = Glyph(mask, 0, 0, float(size))
+        canvas.paint(stain, rng.uniform(-0.5, 1.0) * (width - size), rng.uniform(0, height - size),
+                     colour, float(rng.uniform(0.15, 0.45)))
+
+
+def _warped_boxes(ink_points: dict, count: int, homography, width: int, height: int) -> list:
+    """Box (x1, y1, x2, y2) of each problem's ink after the camera warp, None where it has none.
+
+    x2/y2 are exclusive. cv2.warpPerspective gives output pixel q the input pixel
+    nearest to H^-1(q), so input pixel p lands on round(H(p)): the pixels a
+    nearest-neighbour warp of the label map marks, up to a pixel where H stretches.
+    """
+    labels = [label for label in range(1, count + 1) if ink_points.get(label)]
+    boxes = [None] * count
+    if not labels:
+        return boxes
+    chunks = [np.concatenate(ink_points[label]) for label in labels]
+    starts = np.cumsum([0] + [len(chunk) for chunk in chunks[:-1]])
+    points = np.concatenate(chunks).reshape(-1, 1, 2)                           # (K, 1, 2)
+    moved = np.rint(cv2.perspectiveTransform(points, homography).reshape(-1, 2))  # (K, 2)
+    lows = np.maximum(np.minimum.reduceat(moved, starts, axis=0), 0)
+    highs = np.minimum(np.maximum.reduceat(moved, starts, axis=0) + 1, (width, height))
+    for label, (x1, y1), (x2, y2) in zip(labels, lows.tolist(), highs.tolist()):
+        if x2 > x1 and y2 > y1:
+            boxes[label - 1] = (int(x1), int(y1), int(x2), int(y2))
+    return boxes
+
+
+def _fit(glyph: Glyph, scale: float) -> Glyph:
+    """Shrink rendered ink to `scale` (a long title or a name on a short line)."""
+    if scale >= 1.0 or glyph.mask.size == 0:
+        return glyph
+    h, w = glyph.mask.shape
+    new_w, new_h = max(1, int(w * scale)), max(1, int(h * scale))
+    mask = cv2.resize(glyph.mask, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return Glyph(mask, int(glyph.left * scale), int(glyph.top * scale), glyph.advance * scale)
+
+
+def _camera(rng, width: int, height: int, content, scan: bool) -> np.ndarray:
+    """Homography of a hand-held photo (or a slightly skewed scan) that keeps `content` in view."""
+    source = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    centre = np.float32([width / 2.0, height / 2.0])
+    angle = math.radians(rng.normal(0.0, 0.4 if scan else 1.0))
+    angle = max(-math.radians(2.5), min(math.radians(2.5), angle))
+    rotation = np.float32([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    jitter = rng.uniform(-1, 1, (4, 2)).astype(np.float32) * (0.0 if scan else 0.02) * width
+    scale = 1.0 if scan else rng.uniform(0.94, 1.0)
+    shift = rng.uniform(-1, 1, 2).astype(np.float32) * (0.0 if scan else 0.01) * width
+    cx0, cy0, cx1, cy1 = content
+    content_corners = np.float32([[[cx0, cy0]], [[cx1, cy0]], [[cx1, cy1]], [[cx0, cy1]]])
+    for _ in range(30):  # shrink until the printed area stays inside the picture
+        target = centre + scale * (source - centre) @ rotation.T + jitter + shift
+        homography = cv2.getPerspectiveTransform(source, target.astype(np.float32))
+        moved = cv2.perspectiveTransform(content_corners, homography).reshape(-1, 2)
+        if (moved.min() >= 2 and moved[:, 0].max() <= width - 3 and moved[:, 1].max() <= height - 3):
+            break
+        scale *= 0.98
+        shift *= 0.8
+    return homography
+
+
+LIGHT_UNIT = 235.0  # gain value meaning "unchanged": lets the light brighten a little too
+
+
+def _degrade(image: np.ndarray, rng, scan: bool) -> np.ndarray:
+    """Blur, then uneven light and sensor noise as one gain map: a few full-size passes."""
+    height, width = image.shape[:2]
+    sigma = rng.uniform(0.0, 0.6) if scan else rng.uniform(0.0, 1.2)
+    if sigma >= 0.3:
+        kernel = 3 if sigma < 0.8 else 5
+        image = cv2.GaussianBlur(image, (kernel, kernel), sigma)
+    grid_h = 12
+    grid_w = max(2, int(round(grid_h * width / height)))
+    field = rng.uniform(0.9 if scan else 0.8, 1.0, (grid_h, grid_w)).astype(np.float32)
+    field = cv2.GaussianBlur(field, (0, 0), 2.0)
+    yy, xx = np.mgrid[0:grid_h, 0:grid_w].astype(np.float32)
+    direction = rng.uniform(0.0, 2.0 * math.pi)
+    ramp = math.cos(direction) * xx / grid_w + math.sin(direction) * yy / grid_h
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    field *= 1.0 - (0.05 if scan else rng.uniform(0.0, 0.3)) * ramp
+    if not scan and rng.random() < 0.3:  # the shadow of the phone or a hand
+        edge = rng.uniform(0.2, 0.8)
+        softness = rng.uniform(0.05, 0.2)
+        shade = 1.0 / (1.0 + np.exp(-(ramp - edge) / softness))
+        field *= 1.0 - rng.uniform(0.15, 0.4) * shade
+    brightness = rng.uniform(0.97, 1.06)
+    gain = cv2.resize(field * (brightness * LIGHT_UNIT), (width, height),
+                      interpolation=cv2.INTER_LINEAR)                               # (H, W) float32
+    noise_std = rng.uniform(1.0, 3.0) if scan else rng.uniform(2.0, 7.0)
+    # Half-resolution noise, upsampled: cheaper, and as correlated as a demosaiced sensor's.
+    # Uniform rather than Gaussian: a third of the cost, and no one can tell after JPEG.
+    noise = rng.random((height // 2 + 1, width // 2 + 1), dtype=np.float32)
+    noise = (noise - 0.5) * (noise_std * 3.46 * 1.3)
+    gain = cv2.add(gain, cv2.resize(noise, (width, height), interpolation=cv2.INTER_LINEAR))
+    gain = cv2.convertScaleAbs(gain)                    # uint8, rounded and saturated
+    image = cv2.multiply(image, cv2.merge([gain, gain, gain]), scale=1.0 / LIGHT_UNIT)
+    if scan and rng.random() < 0.5:
+        image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    return image
