@@ -1,0 +1,46 @@
+"""The networks: one file per network, `models/<Name>.py`, holding its sizes
+as data and a `build(categories, class_agnostic_corners=False)` factory over
+the one shared implementation in `models/py_utils` (CenterNet, Duan et al.,
+ICCV 2019).
+
+    from models import build_network, available_networks
+    net = build_network(cfg)   # models/<cfg.network_name>.py, cfg.db.categories wide
+
+The network file is named by the config's `system.network` (or, when that is
+null, by the config's own name). `db.categories` sets the width of the
+heatmaps; with `db.class_agnostic_corners` the corner heatmaps have a single
+channel and the centre heatmap keeps one channel per category. A new network
+is a new file here with a `build` function: nothing else needs to change.
+"""
+
+import importlib
+import os
+
+from config import ConfigError
+
+MODELS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def available_networks():
+    """Names of the network files under models/ (models/<name>.py)."""
+    return sorted(f[:-3] for f in os.listdir(MODELS_DIR)
+                  if f.endswith(".py") and not f.startswith("_"))
+
+
+def build_network(cfg):
+    """Build the network `cfg.network_name` for `cfg.db.categories` categories;
+    returns a `models.py_utils.kp` (an nn.Module) in training mode on the CPU."""
+    name = cfg.network_name
+    available = available_networks()
+    if name not in available:
+        raise ConfigError(
+            f"{cfg.path or cfg.name}: system.network: no network {name!r} "
+            f"(looked for {os.path.join(MODELS_DIR, name + '.py')}); "
+            f"available: {', '.join(available)}")
+    # file names hold '-', so the module is imported by name, not by an import statement
+    module = importlib.import_module(f"{__name__}.{name}")
+    if not callable(getattr(module, "build", None)):
+        raise ConfigError(f"{module.__file__}: a network file must define "
+                          f"build(categories, class_agnostic_corners=False)")
+    return module.build(categories=cfg.db.categories,
+                        class_agnostic_corners=cfg.db.class_agnostic_corners)

@@ -1,0 +1,199 @@
+"""The networks (models/): every config builds its network with the config's
+category count; the big networks have exactly the original CenterNet's
+parameter counts; small networks run forward and backward with finite
+gradients everywhere, in the output shapes of the interface."""
+
+import pytest
+import torch
+
+from config import ConfigError, available_configs, load_config
+from models import available_networks, build_network
+from models.py_utils import AELoss, kp
+from models.py_utils.kp_utils import _decode
+
+# networks this big are only counted, never run (a CPU forward takes seconds)
+RUNNABLE_PARAMETERS = 20_000_000
+ORIGINAL_PARAMETERS_AT_80 = {"CenterNet-52": 104_844_152, "CenterNet-104": 210_062_960}
+
+
+def count_parameters(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+def build_on_meta(cfg):
+    """Build without allocating or initialising weights: counts only."""
+    with torch.device("meta"):
+        return build_network(cfg)
+
+
+def small_configs():
+    names = []
+    for name in available_configs():
+        cfg = load_config(name, check_data=False)
+        if count_parameters(build_on_meta(cfg)) <= RUNNABLE_PARAMETERS:
+            names.append(name)
+    return names
+
+
+def training_inputs(cfg, batch=2, side=127, slots=7, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn(batch, 3, side, side, generator=generator)
+    out = (side - 1) // 4 + 1
+    inds = [torch.randint(0, out * out, (batch, slots), generator=generator) for _ in range(3)]
+    return images, inds, out
+
+
+def head_widths(net):
+    return {name: getattr(net, name)[-1][-1].out_channels
+            for name in ("tl_heats", "br_heats", "ct_heats", "tl_tags", "br_tags",
+                         "tl_regrs", "br_regrs", "ct_regrs")}
+
+
+@pytest.mark.parametrize("name", available_configs())
+def test_every_config_builds_its_network(name):
+    cfg = load_config(name, check_data=False)
+    net = build_on_meta(cfg)
+    categories = cfg.db.categories
+    corners = 1 if cfg.db.class_agnostic_corners else categories
+    assert head_widths(net) == {"tl_heats": corners, "br_heats": corners, "ct_heats": categories,
+                                "tl_tags": 1, "br_tags": 1, "tl_regrs": 2, "br_regrs": 2, "ct_regrs": 2}
+    assert net.nstack == len(net.kps)
+
+
+@pytest.mark.parametrize("network", sorted(ORIGINAL_PARAMETERS_AT_80))
+def test_parameter_counts_equal_the_original(network):
+    cfg = load_config(network, overrides={"db": {"categories": 80, "category_names": None}},
+                      check_data=False)
+    assert count_parameters(build_on_meta(cfg)) == ORIGINAL_PARAMETERS_AT_80[network]
+
+
+def test_unknown_network_lists_the_valid_ones():
+    cfg = load_config("CenterNet-tiny", overrides={"system": {"network": "CenterNet-999"}},
+                      check_data=False)
+    with pytest.raises(ConfigError) as error:
+        build_network(cfg)
+    message = str(error.value)
+    assert "CenterNet-999" in message and "system.network" in message
+    assert all(name in message for name in available_networks())
+
+
+@pytest.mark.parametrize("name", small_configs())
+def test_small_network_trains_and_predicts(name):
+    cfg = load_config(name, check_data=False)
+    torch.manual_seed(0)
+    net = build_network(cfg)
+    images, (tl_inds, br_inds, ct_inds), out = training_inputs(cfg)
+    batch, slots, categories = images.shape[0], tl_inds.shape[1], cfg.db.categories
+
+    outs = net(images, tl_inds, br_inds, ct_inds)
+    assert len(outs) == 8 * net.nstack
+    expected = [(batch, categories, out, out)] * 3 + [(batch, slots, 1)] * 2 + [(batch, slots, 2)] * 3
+    assert [tuple(o.shape) for o in outs] == expected * net.nstack
+
+    heat = torch.zeros(batch, categories, out, out)
+    heat[0, 0, 3, 4] = 1
+    mask = torch.zeros(batch, slots, dtype=torch.bool)
+    mask[:, :3] = True
+    targets = [heat, heat, heat, mask] + [torch.rand(batch, slots, 2) for _ in range(3)]
+    total = AELoss()(outs, targets)[0]
+    total.backward()
+    for param_name, param in net.named_parameters():
+        assert param.grad is not None, f"{param_name} got no gradient"
+        assert torch.isfinite(param.grad).all(), f"{param_name} has a non-finite gradient"
+
+    net.eval()
+    with torch.no_grad():
+        maps = net.predict(images)
+    assert [tuple(m.shape) for m in maps] == [
+        (batch, categories, out, out), (batch, categories, out, out), (batch, 1, out, out),
+        (batch, 1, out, out), (batch, 2, out, out), (batch, 2, out, out),
+        (batch, categories, out, out), (batch, 2, out, out)]
+    detections, center = _decode(*maps, K=cfg.db.top_k, kernel=cfg.db.nms_kernel,
+                                 ae_threshold=cfg.db.ae_threshold, num_dets=cfg.db.num_dets)
+    assert detections.shape[:2] == (batch, min(cfg.db.num_dets, cfg.db.top_k ** 2))
+    assert center.shape == (batch, cfg.db.top_k, 4)
+
+
+@pytest.mark.parametrize("name", small_configs())
+def test_heads_follow_the_category_count(name):
+    cfg = load_config(name, overrides={"db": {"categories": 3, "category_names": None}},
+                      check_data=False)
+    net = build_network(cfg).eval()
+    images, _, out = training_inputs(cfg, batch=1)
+    with torch.no_grad():
+        maps = net.predict(images)
+    assert maps[0].shape == maps[1].shape == maps[6].shape == (1, 3, out, out)
+
+    agnostic = load_config(name, overrides={"db": {"class_agnostic_corners": True}}, check_data=False)
+    widths = head_widths(build_on_meta(agnostic))
+    assert widths["tl_heats"] == widths["br_heats"] == 1
+    assert widths["ct_heats"] == agnostic.db.categories
+
+
+def two_stack_network(categories=3):
+    """CenterNet-104's structure (two stacks, the inter-stack merge) at toy sizes."""
+    torch.manual_seed(0)
+    return kp(n=2, nstack=2, dims=[16, 24, 32], modules=[1, 1, 2], categories=categories,
+              cnv_dim=16, pool_dim=8, stem_dim=8)
+
+
+def test_two_stacks_supervise_both_and_predict_from_the_last():
+    net = two_stack_network()
+    images = torch.randn(2, 3, 63, 63)
+    inds = torch.randint(0, 16 * 16, (2, 4))
+    outs = net(images, inds, inds, inds)
+    assert len(outs) == 16
+    sum(o.float().square().mean() for o in outs).backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+    net.eval()
+    with torch.no_grad():
+        last = net(images, inds, inds, inds)[8:]
+        maps = net.predict(images)
+    tl_heat, br_heat, tl_tag, br_tag, tl_regr, br_regr, ct_heat, ct_regr = maps
+    assert torch.allclose(tl_heat, last[0]) and torch.allclose(br_heat, last[1])
+    assert torch.allclose(ct_heat, last[2])
+    gathered = tl_tag.flatten(2).gather(2, inds.unsqueeze(1)).transpose(1, 2)
+    assert torch.allclose(gathered, last[3])
+
+
+def test_channels_last_and_odd_sizes_give_the_same_maps():
+    net = two_stack_network().eval()
+    images = torch.randn(1, 3, 50, 70)  # heatmaps 13 x 18: not multiples of 4
+    with torch.no_grad():
+        expected = net.predict(images)
+        assert expected[0].shape == (1, 3, 13, 18)
+        net_cl = net.to(memory_format=torch.channels_last)
+        got = net_cl.predict(images.contiguous(memory_format=torch.channels_last))
+    for a, b in zip(got, expected):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_bfloat16_autocast_trains():
+    net = two_stack_network()
+    images = torch.randn(1, 3, 63, 63)
+    inds = torch.randint(0, 16 * 16, (1, 4))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outs = net(images, inds, inds, inds)
+    assert outs[0].dtype == torch.bfloat16
+    heat = torch.zeros(1, 3, 16, 16)
+    heat[0, 1, 2, 2] = 1
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    losses = AELoss()(outs, [heat, heat, heat, mask] + [torch.rand(1, 4, 2)] * 3)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in losses)
+    losses[0].backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_autocast_on_cuda_matches_fp32(dtype):
+    net = two_stack_network().cuda().eval()
+    images = torch.randn(1, 3, 63, 63, device="cuda")
+    with torch.no_grad():
+        expected = net.predict(images)
+        with torch.autocast("cuda", dtype=dtype):
+            got = net.predict(images)
+    assert got[0].dtype == dtype
+    for a, b in zip(got, expected):
+        assert torch.allclose(a.float(), b, atol=0.1, rtol=0.05)

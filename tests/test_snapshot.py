@@ -1,0 +1,162 @@
+"""Snapshot files (nnet/snapshot.py): round trips, GPU snapshots on a CPU,
+atomic writes that survive a crash mid-save, refusal of pickles that are not
+plain data, and loading pretrained weights into a network of another
+category count."""
+
+import io
+import os
+import zipfile
+
+import pytest
+import torch
+
+from config import load_config
+from models import build_network
+from nnet.snapshot import SnapshotError, load_network_weights, load_snapshot, save_snapshot
+
+
+def example_state():
+    return {
+        "network": {"conv.weight": torch.randn(4, 3, 3, 3), "bn.num_batches_tracked": torch.tensor(7)},
+        "iteration": 1200,
+        "learning_rate": 2.5e-4,
+        "config": {"name": "CenterNet-tiny", "scales": [0.5, 1.0], "pretrain": None},
+        "metrics": {},
+        "history": [1, 2.5, "three", None, (4, 5)],
+    }
+
+
+def assert_same(a, b):
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    else:
+        assert a == b and type(a) is type(b)
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "nested" / "folder" / "CenterNet-tiny_1200.pkl"
+    state = example_state()
+    save_snapshot(path, state)
+    assert_same(load_snapshot(path), state)
+    assert os.listdir(path.parent) == [path.name]
+
+
+def relocate_storages(path, device):
+    """Rewrite a torch.save zip so its tensors claim to live on `device`, as a
+    snapshot saved on a GPU does (a CPU-only machine cannot make one)."""
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    name = device.encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for info, data in entries:
+            if info.filename.endswith("data.pkl"):
+                # the storages' location, a BINUNICODE string: 'cpu' -> device
+                cpu = b"X" + (3).to_bytes(4, "little") + b"cpu"
+                assert cpu in data
+                data = data.replace(cpu, b"X" + len(name).to_bytes(4, "little") + name)
+            archive.writestr(info, data)
+    path.write_bytes(buffer.getvalue())
+
+
+def test_gpu_snapshot_loads_on_cpu(tmp_path):
+    path = tmp_path / "gpu.pkl"
+    state = example_state()
+    if torch.cuda.is_available():
+        state["network"] = {k: v.cuda() for k, v in state["network"].items()}
+        save_snapshot(path, state)
+    else:
+        save_snapshot(path, state)
+        relocate_storages(path, "cuda:0")
+    loaded = load_snapshot(path, map_location="cpu")
+    assert all(t.device.type == "cpu" for t in loaded["network"].values())
+    assert torch.equal(loaded["network"]["conv.weight"], state["network"]["conv.weight"].cpu())
+
+
+def test_crash_during_save_keeps_the_previous_snapshot(tmp_path, monkeypatch):
+    path = tmp_path / "CenterNet-tiny_100.pkl"
+    save_snapshot(path, {"iteration": 100, "weights": torch.arange(5)})
+    real_save = torch.save
+
+    def save_then_crash(obj, f, *args, **kwargs):
+        scratch = io.BytesIO()
+        real_save(obj, scratch, *args, **kwargs)
+        f.write(scratch.getvalue()[:200])  # part of the file, then the "crash"
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", save_then_crash)
+    with pytest.raises(OSError, match="No space left"):
+        save_snapshot(path, {"iteration": 200, "weights": torch.arange(1000)})
+    monkeypatch.undo()
+
+    assert os.listdir(tmp_path) == [path.name]  # no temporary file left behind
+    state = load_snapshot(path)
+    assert state["iteration"] == 100 and torch.equal(state["weights"], torch.arange(5))
+
+
+class NotPlainData:
+    def __reduce__(self):
+        return (print, ("this would run on load",))
+
+
+def test_load_refuses_arbitrary_objects(tmp_path):
+    path = tmp_path / "evil.pkl"
+    torch.save({"network": {}, "payload": NotPlainData()}, path)
+    with pytest.raises(SnapshotError, match="evil.pkl"):
+        load_snapshot(path)
+
+
+def test_missing_and_corrupt_files_name_the_path(tmp_path):
+    with pytest.raises(SnapshotError, match="missing.pkl"):
+        load_snapshot(tmp_path / "missing.pkl")
+    truncated = tmp_path / "truncated.pkl"
+    save_snapshot(truncated, example_state())
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    with pytest.raises(SnapshotError, match="truncated.pkl"):
+        load_snapshot(truncated)
+    garbage = tmp_path / "garbage.pkl"
+    garbage.write_bytes(b"not a snapshot at all")
+    with pytest.raises(SnapshotError, match="garbage.pkl"):
+        load_snapshot(garbage)
+
+
+def tiny_network(categories):
+    overrides = {"db": {"categories": categories, "category_names": None}}
+    return build_network(load_config("CenterNet-tiny", overrides=overrides, check_data=False))
+
+
+def test_pretrained_weights_from_another_category_count(tmp_path):
+    torch.manual_seed(0)
+    source = tiny_network(80)
+    torch.manual_seed(1)
+    target = tiny_network(6)
+    initial = {k: v.clone() for k, v in target.state_dict().items()}
+
+    path = tmp_path / "mscoco.pkl"
+    # saved the way the original CenterNet saved: through a wrapper, "module." keys
+    save_snapshot(path, {"network": {"module." + k: v for k, v in source.state_dict().items()}})
+    skipped = load_network_weights(target, str(path), strict=False)
+
+    heat_keys = {f"{h}.0.1.{p}" for h in ("tl_heats", "br_heats", "ct_heats") for p in ("weight", "bias")}
+    assert set(skipped) == heat_keys
+    loaded, own = source.state_dict(), target.state_dict()
+    for key, value in own.items():
+        if key in heat_keys:
+            assert torch.equal(value, initial[key])  # keeps its initialisation
+        else:
+            assert torch.equal(value, loaded[key]), key
+
+
+def test_strict_loading_names_the_mismatch():
+    target = tiny_network(6)
+    with pytest.raises(SnapshotError, match="ct_heats"):
+        load_network_weights(target, tiny_network(80).state_dict(), strict=True)
+    assert load_network_weights(target, tiny_network(6).state_dict(), strict=True) == []
