@@ -117,7 +117,8 @@ def main(argv=None) -> int:
     from test.visualize import render, write_picture
 
     try:
-        cfg = load_test_config(args.config, args.suffix, check_data=False)
+        cfg = load_test_config(args.config, args.suffix, check_data=False,
+                               precision=args.precision)
         records = image_records(image_paths(args.images))
     except (ConfigError, ValueError) as e:
         print(f"demo.py: {e}", file=sys.stderr)

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from test.run import detect_split
 
     try:
-        cfg = load_test_config(args.config, args.suffix)
+        cfg = load_test_config(args.config, args.suffix, precision=args.precision)
     except ConfigError as e:
         print(f"test.py: {e}", file=sys.stderr)
         return 2

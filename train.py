@@ -66,11 +66,16 @@ def parse_args(argv=None):
                         help="DataLoader worker processes (default: system.workers)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when available, else cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+                        help="arithmetic of the network: fp32, bf16 autocast (CPU and CUDA) or "
+                             "fp16 autocast with a grad scaler (CUDA); default system.precision")
     parser.add_argument("--amp", action="store_true",
-                        help="fp16 mixed precision with a grad scaler (CUDA); "
-                             "overrides system.precision")
+                        help="the same as --precision fp16")
     parser.add_argument("--max-iter", type=int, default=None, metavar="N",
                         help="train to iteration N instead of system.max_iter")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                        help="stop after the first iteration that ends past this many minutes "
+                             "of training (a snapshot is written there; --iter resumes it)")
     args = parser.parse_args(argv)
     if args.start_iter is not None and args.start_iter != "latest":
         if not args.start_iter.isdigit():
@@ -78,6 +83,10 @@ def parse_args(argv=None):
         args.start_iter = int(args.start_iter)
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be >= 0")
+    if args.amp and args.precision not in (None, "fp16"):
+        parser.error(f"--amp means --precision fp16; it contradicts --precision {args.precision}")
+    if args.time_budget is not None and args.time_budget <= 0:
+        parser.error("--time-budget must be > 0 minutes")
     return args
 
 
@@ -85,8 +94,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     rank = distributed.rank_from_env()
     try:
-        overrides = {"system": {"max_iter": args.max_iter}} if args.max_iter is not None else None
-        cfg = load_config(args.config, overrides=overrides)
+        system_overrides = {}
+        if args.max_iter is not None:
+            system_overrides["max_iter"] = args.max_iter
+        if args.amp or args.precision:
+            system_overrides["precision"] = "fp16" if args.amp else args.precision
+        cfg = load_config(args.config, overrides={"system": system_overrides})
         world_size = distributed.world_size_from_env()
         if cfg.system.batch_size % world_size:
             raise ConfigError(
@@ -143,7 +156,7 @@ def train(cfg, args, context: distributed.Context) -> None:
         val_db = load_db(cfg, system.val_split)
         val_set = ValidationExamples(val_db, cfg)
 
-    precision = "fp16" if args.amp else system.precision
+    precision = system.precision
     factory = NetworkFactory(cfg, context.device, context, precision)
     say(f"{cfg.name}: network {cfg.network_name}, {factory.num_parameters:,} parameters, "
         f"{len(train_db)} training images, {context.world_size} process(es) on "
@@ -168,7 +181,8 @@ def train(cfg, args, context: distributed.Context) -> None:
     progress = tqdm(total=system.max_iter, initial=start, disable=not context.is_main,
                     dynamic_ncols=True, desc=cfg.name)
 
-    tick = time.perf_counter()
+    began = tick = time.perf_counter()
+    deadline = None if args.time_budget is None else began + 60 * args.time_budget
     for iteration, batch in enumerate(loader, start + 1):
         waited = time.perf_counter() - tick
         try:
@@ -177,8 +191,14 @@ def train(cfg, args, context: distributed.Context) -> None:
             e.hint = periodic.last_good()
             raise
         seconds = time.perf_counter() - tick
-        periodic.after_step(iteration, losses, seconds, waited, progress)
+        # every process must agree to stop at the same iteration
+        out_of_time = deadline is not None and distributed.any_true(
+            time.perf_counter() > deadline, context)
+        periodic.after_step(iteration, losses, seconds, waited, progress, last=out_of_time)
         tick = time.perf_counter()
+        if out_of_time:
+            say(f"time budget of {args.time_budget:g} min used: stopped at iteration {iteration}")
+            break
     progress.close()
     periodic.finish()
 
@@ -219,7 +239,7 @@ class PeriodicWork:
                             resume_at=factory.iteration if resumed else None)
                     if context.is_main else None)
 
-    def after_step(self, iteration, losses, seconds, waited, progress):
+    def after_step(self, iteration, losses, seconds, waited, progress, last=False):
         system = self.cfg.system
         entry = {"iteration": iteration, **losses,
                  "images_per_s": system.batch_size / seconds, "step_s": seconds,
@@ -234,7 +254,7 @@ class PeriodicWork:
                                  | {"lr": f"{losses['lr']:.2e}",
                                     "img/s": f"{entry['images_per_s']:.1f}"}, refresh=False)
             progress.update(1)
-        if iteration % system.snapshot == 0 or iteration == system.max_iter:
+        if iteration % system.snapshot == 0 or iteration == system.max_iter or last:
             self.save(snapshot_path(self.cfg, iteration), entry)
 
     def validation_loss(self) -> dict:

@@ -3,7 +3,7 @@
     python -m db.synth --out data/ks --train 600 --val 100 --test 100 --seed 0 [--workers W]
 
 writes `<out>/ks_train.txt`, `ks_val.txt`, `ks_test.txt` and the pictures under
-`<out>/images/<split>/口算_000123.jpg`, exactly as /work/shared/ks-format.md
+`<out>/images/<split>/口算_000123.jpg`, exactly as docs/ks-format.md
 specifies (one line per picture, `<path relative to the txt> x1,y1,x2,y2,c ...`,
 x2/y2 the exclusive right/bottom edges, c the 0-based category). The Chinese
 file names are deliberate: every reader and writer downstream meets them.

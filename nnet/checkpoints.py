@@ -54,7 +54,9 @@ def find_snapshot(cfg, iteration) -> str:
 
 
 def load_trained_network(cfg, iteration, device):
-    """Build the config's network, load a snapshot into it, move it to `device`, eval mode."""
+    """Build the config's network, load a snapshot into it, move it to `device`
+    (channels_last when system.channels_last), eval mode."""
+    import torch
     from models import build_network
     from nnet.snapshot import load_snapshot
 
@@ -66,4 +68,7 @@ def load_trained_network(cfg, iteration, device):
     except (RuntimeError, KeyError) as e:
         raise RuntimeError(f"{path} does not fit the network of config {cfg.name} "
                            f"(categories {cfg.db.categories}, network {cfg.network_name}): {e}") from None
-    return net.to(device).eval()
+    net = net.to(device)
+    if cfg.system.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return net.eval()

@@ -92,6 +92,14 @@ def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     return tensor
 
 
+def any_true(flag: bool, context: Context) -> bool:
+    """True on every rank when `flag` is true on any rank."""
+    if not context.enabled:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=context.device)
+    return bool(all_reduce_sum(value, context).item() > 0)
+
+
 def parameter_digest(module: torch.nn.Module) -> str:
     """SHA-256 of every parameter's bytes, in state order."""
     digest = hashlib.sha256()

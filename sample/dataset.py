@@ -104,11 +104,17 @@ class TrainingExamples(Dataset):
             self._orders[epoch] = order_rng.permutation(len(self.db))
         return int(self._orders[epoch][place])
 
+    def record_for(self, iteration: int, slot: int):
+        return self.db.records[self.image_index(iteration, slot)]
+
+    def rng_for(self, iteration: int, slot: int) -> np.random.Generator:
+        return np.random.default_rng([self.cfg.system.seed, _AUGMENT_STREAM, iteration, slot])
+
     def __getitem__(self, key) -> dict:
         iteration, slot = key
-        record = self.db.records[self.image_index(iteration, slot)]
-        rng = np.random.default_rng([self.cfg.system.seed, _AUGMENT_STREAM, iteration, slot])
-        return self.sample(read_image(record.path), record, self.cfg, rng, augment=True)
+        record = self.record_for(iteration, slot)
+        return self.sample(read_image(record.path), record, self.cfg,
+                           self.rng_for(iteration, slot), augment=True)
 
 
 class ValidationExamples(Dataset):

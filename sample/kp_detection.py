@@ -69,12 +69,27 @@ def kp_detection(image: np.ndarray, record, cfg, rng: np.random.Generator,
     offsets; L = cfg.db.max_tag_len. Objects fill the first slots in record order.
     """
     db = cfg.db
+    if record.boxes.shape[0] > db.max_tag_len:
+        raise ValueError(f"{record.path}: {record.boxes.shape[0]} objects, more than "
+                         f"db.max_tag_len = {db.max_tag_len}; raise db.max_tag_len in the config")
+    network_input, boxes, classes = augmented_input(image, record, cfg, rng, augment)
+    example = keypoint_targets(boxes, classes, cfg)
+    example["image"] = network_input
+    return example
+
+
+def augmented_input(image: np.ndarray, record, cfg, rng: np.random.Generator,
+                    augment: bool):
+    """Steps 1-4: the network input and the boxes that remain on it.
+
+    Returns (image (3, H_in, W_in) float32 normalised, boxes (N, 4) float64 in
+    input pixels, classes (N,) int64). Benchmarks train other detectors on
+    exactly these inputs, so both see the same data and augmentation.
+    """
+    db = cfg.db
     input_height, input_width = db.input_size
     boxes = np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4).copy()
     classes = np.asarray(record.classes, dtype=np.int64).reshape(-1)
-    if len(boxes) > db.max_tag_len:
-        raise ValueError(f"{record.path}: {len(boxes)} objects, more than db.max_tag_len = "
-                         f"{db.max_tag_len}; raise db.max_tag_len in the config")
 
     image, boxes = _crop(image, boxes, cfg, rng, augment)
     crop_height, crop_width = image.shape[:2]
@@ -98,10 +113,7 @@ def kp_detection(image: np.ndarray, record, cfg, rng: np.random.Generator,
         if db.lighting:
             lighting_(rng, image, LIGHTING_STD, db.eig_val, db.eig_vec)
     normalize_(image, db.mean, db.std)
-
-    example = keypoint_targets(boxes, classes, cfg)
-    example["image"] = np.ascontiguousarray(image.transpose(2, 0, 1))  # (3, H_in, W_in)
-    return example
+    return np.ascontiguousarray(image.transpose(2, 0, 1)), boxes, classes
 
 
 def _crop(image, boxes, cfg, rng, augment):

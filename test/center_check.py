@@ -12,8 +12,12 @@ scores the mean of its three keypoints, (tl + br + centre) / 3.
 When several centres match one box, the best-scoring one is used (the
 original took the first by index, which depends on the order of the top-k
 search rather than on the evidence). With `db.class_agnostic_corners` the
-corners carry no class: any centre matches, and the box takes the class of the
-best-scoring matching centre.
+corners carry no class and the centres name it: a box is kept once for every
+class that has a centre inside its central region, scored with the best
+centre of that class. A page whose operators the network still confuses then
+yields the same box under each class it considers, ranked by the centre's
+confidence, as a detector with per-class box scores (FCOS, RetinaNet) does,
+instead of a single guess that is wrong as often as not.
 
 Everything here is in image pixels, after every scale and flip has been
 mapped back, so centres found at any test scale confirm boxes of every scale.
@@ -58,27 +62,35 @@ def center_check(detections: np.ndarray, centers: np.ndarray, cfg) -> np.ndarray
 
     regions = central_regions(detections[:, :4], cfg.db.center_region_area,
                               cfg.db.center_region_small_n, cfg.db.center_region_large_n)
-    class_agnostic = cfg.db.class_agnostic_corners
-    best_score = np.full(len(detections), -np.inf, dtype=np.float64)
-    best_class = detections[:, CLASS].copy()
+    if not cfg.db.class_agnostic_corners:
+        same_class = centers[:, C_CLASS, None] == detections[None, :, CLASS]
+        return _confirm(detections, regions, centers, lambda part: same_class[:, part])
 
+    kept = []
+    for category in np.unique(centers[:, C_CLASS]):
+        of_class = centers[centers[:, C_CLASS] == category]
+        confirmed = _confirm(detections, regions, of_class, None)
+        confirmed[:, CLASS] = category
+        kept.append(confirmed)
+    return np.concatenate(kept, axis=0)
+
+
+def _confirm(detections, regions, centers, class_match):
+    """The boxes with a centre inside their region (and of their class when
+    `class_match(part)` gives the (M, n) class agreement), rescored."""
+    best_score = np.full(len(detections), -np.inf, dtype=np.float64)
     chunk = max(1, _MAX_PAIRS // len(centers))
     cx, cy = centers[:, CX, None], centers[:, CY, None]  # (M, 1)
     for start in range(0, len(detections), chunk):
         part = slice(start, start + chunk)
         left, top, right, bottom = (regions[part, i][None, :] for i in range(4))  # (1, n)
         inside = (cx > left) & (cx < right) & (cy > top) & (cy < bottom)  # (M, n)
-        if not class_agnostic:
-            inside &= centers[:, C_CLASS, None] == detections[None, part, CLASS]
+        if class_match is not None:
+            inside &= class_match(part)
         scores = np.where(inside, centers[:, C_SCORE, None], -np.inf)  # (M, n)
-        best = np.argmax(scores, axis=0)  # (n,)
-        columns = np.arange(scores.shape[1])
-        best_score[part] = scores[best, columns]
-        if class_agnostic:
-            best_class[part] = centers[best, C_CLASS]
+        best_score[part] = scores.max(axis=0)
 
     confirmed = np.isfinite(best_score)
     kept = detections[confirmed].copy()
     kept[:, SCORE] = (kept[:, TL_SCORE] + kept[:, BR_SCORE] + best_score[confirmed]) / 3
-    kept[:, CLASS] = best_class[confirmed]
     return kept.astype(np.float32, copy=False)

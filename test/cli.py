@@ -34,6 +34,9 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use config <config>-<suffix> (e.g. multi_scale) with the snapshots of <config>")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available)")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
+                        help="arithmetic of the network (default: system.precision); "
+                             "decoding and NMS stay in fp32")
 
 
 def choose_device(name: str | None) -> torch.device:
@@ -48,17 +51,20 @@ def choose_device(name: str | None) -> torch.device:
     return device
 
 
-def load_test_config(name: str, suffix: str | None, check_data: bool = True):
+def load_test_config(name: str, suffix: str | None, check_data: bool = True,
+                     precision: str | None = None):
     """The config <name>, or <name>-<suffix> under the name of <name> (so the
-    snapshots and the result folder are those of <name>)."""
+    snapshots and the result folder are those of <name>); `precision`
+    replaces system.precision."""
+    overrides = {"system": {"precision": precision}} if precision else None
     if suffix is None:
-        return load_config(name, check_data=check_data)
+        return load_config(name, check_data=check_data, overrides=overrides)
     if name.endswith(".json") or os.sep in name:
         base = os.path.splitext(os.path.basename(name))[0]
         variant = os.path.join(os.path.dirname(os.path.abspath(name)), f"{base}-{suffix}.json")
     else:
         base, variant = name, f"{name}-{suffix}"
-    return load_config(variant, name=base, check_data=check_data)
+    return load_config(variant, name=base, check_data=check_data, overrides=overrides)
 
 
 def resolve_iteration(cfg, iteration):

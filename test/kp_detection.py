@@ -133,6 +133,8 @@ def decode_scale(net, scaled: ScaledInput, cfg, device, timer: StageTimer):
     with torch.inference_mode():
         with timer.stage("network", synchronize=True):
             images = scaled.images.to(device, non_blocking=True)
+            if cfg.system.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
             with _autocast(cfg, device):
                 outputs = net.predict(images)
             outputs = [o.float() for o in outputs]

@@ -413,14 +413,20 @@ def test_centre_check_uses_the_middle_fifth_of_large_boxes(tmp_path):
                             cfg)) == 1
 
 
-def test_class_agnostic_corners_take_the_class_of_the_centre(tmp_path):
+def test_class_agnostic_corners_take_each_class_of_the_centres(tmp_path):
     cfg = load_config("CenterNet-tiny", check_data=False,
                       overrides={"db": {"class_agnostic_corners": True}})
-    detections = np.array([_detection(0, 0, 90, 30, 0.8, 0.6, 0)], np.float32)
-    centres = np.array([[45, 15, 4, 0.6], [46, 15, 3, 0.7]], np.float32)
+    detections = np.array([_detection(0, 0, 90, 30, 0.8, 0.6, 0),
+                           _detection(200, 0, 290, 30, 0.9, 0.9, 0)], np.float32)
+    # two centres of class 3 and one of class 4 inside the first box; one
+    # centre of class 3 outside its central region; none in the second box
+    centres = np.array([[45, 15, 4, 0.6], [46, 15, 3, 0.7], [44, 14, 3, 0.5],
+                        [5, 15, 3, 0.99]], np.float32)
     kept = center_check(detections, centres, cfg)
-    assert len(kept) == 1 and kept[0, 7] == 3
-    np.testing.assert_allclose(kept[0, 4], (0.8 + 0.6 + 0.7) / 3, rtol=1e-6)
+    kept = kept[np.argsort(kept[:, 7])]
+    assert kept[:, 7].tolist() == [3, 4]
+    np.testing.assert_allclose(kept[:, :4], detections[[0, 0], :4])
+    np.testing.assert_allclose(kept[:, 4], [(0.8 + 0.6 + 0.7) / 3, (0.8 + 0.6 + 0.6) / 3], rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------

@@ -142,6 +142,19 @@ def test_resume_is_exact(tmp_path, pages):
     assert_same_state(load_snapshot(tmp_path / "first_4.pkl"), load_snapshot(snapshot_path(cfg_whole, 4)))
 
 
+def test_time_budget_stops_with_a_snapshot_that_resumes(tmp_path, pages, monkeypatch):
+    config = write_config(tmp_path, pages, system={"max_iter": 6, "snapshot": 100, "val_iter": 0})
+    clock = iter(range(0, 100_000, 40))  # every reading of the clock is 40 s later
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    assert run_train(config, "--time-budget", "1.5") == 0  # 90 s: a few readings
+    monkeypatch.undo()
+    cfg = load_config(config)
+    stopped = available_iterations(cfg)
+    assert len(stopped) == 1 and 1 <= stopped[0] < 6  # a snapshot where it stopped
+    assert run_train(config, "--iter", "latest") == 0
+    assert available_iterations(cfg) == stopped + [6]
+
+
 def test_crash_while_saving_keeps_previous_snapshot(tmp_path, pages, monkeypatch):
     config = write_config(tmp_path, pages, system={"val_iter": 0})
     cfg = load_config(config)
