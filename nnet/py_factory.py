@@ -82,7 +82,8 @@ class NetworkFactory:
         if self.context.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.network, device_ids=device_ids)
-        self.loss = AELoss()
+        self.loss = AELoss(pull_weight=cfg.system.pull_weight, push_weight=cfg.system.push_weight,
+                           regr_weight=cfg.system.regr_weight)
         self.optimizer = _optimizer(cfg, [p for p in self.network.parameters() if p.requires_grad])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.iteration = 0  # optimizer steps done
