@@ -255,7 +255,8 @@ def main(argv=None):
     parser.add_argument("--workdir", default=os.path.join(ROOT, "cache", "bench_accuracy"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--val-images", type=int, default=0, help="0: the whole val split")
-    parser.add_argument("--peer-lr", type=float, default=0.01)
+    parser.add_argument("--peer-lr", type=float, default=0.005,
+                        help="SGD learning rate of the peer (torchvision's FCOS recipe: 0.01 at batch 16)")
     parser.add_argument("--only", choices=("ours", "peer"), default=None)
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.data, "ks_val.txt")):

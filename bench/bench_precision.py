@@ -39,8 +39,12 @@ def cpu_flags() -> str:
     return " ".join(sorted(set(wanted))) or "none of avx2/avx512/amx"
 
 
+WARMUP = 1
+
+
 def median_seconds(fn, repeat):
-    fn()  # warm-up: oneDNN picks its kernels on the first call
+    for _ in range(WARMUP):  # oneDNN picks its kernels on the first call
+        fn()
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -82,8 +86,13 @@ def training_step(config, precision, channels_last, batch, repeat):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed runs before the timed ones (0 on slow machines: "
+                             "the first run then includes oneDNN's set-up)")
     parser.add_argument("--small", default="CenterNet-tiny")
     args = parser.parse_args(argv)
+    global WARMUP
+    WARMUP = args.warmup
     small = load_config(args.small, check_data=False)
     variants = [("fp32", False), ("fp32", True), ("bf16", True)]
     rows = []
@@ -105,8 +114,8 @@ def main(argv=None):
         base = seconds[("fp32", False)]
         rows.append([name, what] + [f"{seconds[v]:.2f}" for v in variants]
                     + [f"{base / seconds[('bf16', True)]:.2f}x"])
-    body = (f"CPU flags that matter: {cpu_flags()}. Median of {args.repeat} timed runs after one "
-            f"warm-up, random inputs.\n\n"
+    body = (f"CPU flags that matter: {cpu_flags()}. Median of {args.repeat} timed run(s) after "
+            f"{args.warmup} warm-up run(s), random inputs.\n\n"
             + markdown_table(["network", "what", "fp32 NCHW (s)", "fp32 channels_last (s)",
                               "bf16 channels_last (s)", "bf16 speed-up over fp32 NCHW"], rows))
     write_section("precision-cpu", body)
