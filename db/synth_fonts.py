@@ -1,4 +1,4 @@
-"""Glyphs for the synthetic 口算 pages of db/synth.py (format: /work/shared/ks-format.md).
+"""Glyphs for the synthetic 口算 pages of db/synth.py (format: docs/ks-format.md).
 
 Three sources, best first:
 

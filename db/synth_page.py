@@ -1,7 +1,7 @@
 """One synthetic 口算 page: layout, printing, handwriting, clutter, camera (see db/synth.py).
 
 `render_page(seed, split, index)` draws one worksheet as specified in
-/work/shared/ks-format.md and returns the picture with one tight box per
+docs/ks-format.md and returns the picture with one tight box per
 problem. The page model is described in db/synth.py's docstring; this module
 is its implementation. Everything random comes from one numpy generator seeded
 by (seed, split, index), so a page does not depend on which worker drew it.

@@ -1,7 +1,7 @@
 """Shared pytest fixtures.
 
 `tiny_ks_dir`: a small synthetic 口算 set (db/synth.py) in the ks format
-(/work/shared/ks-format.md), generated once per test session.
+(docs/ks-format.md), generated once per test session.
 """
 
 import pytest

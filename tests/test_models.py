@@ -84,17 +84,22 @@ def test_small_network_trains_and_predicts(name):
     net = build_network(cfg)
     images, (tl_inds, br_inds, ct_inds), out = training_inputs(cfg)
     batch, slots, categories = images.shape[0], tl_inds.shape[1], cfg.db.categories
+    corners = 1 if cfg.db.class_agnostic_corners else categories
 
     outs = net(images, tl_inds, br_inds, ct_inds)
     assert len(outs) == 8 * net.nstack
-    expected = [(batch, categories, out, out)] * 3 + [(batch, slots, 1)] * 2 + [(batch, slots, 2)] * 3
+    expected = ([(batch, corners, out, out)] * 2 + [(batch, categories, out, out)]
+                + [(batch, slots, 1)] * 2 + [(batch, slots, 2)] * 3)
     assert [tuple(o.shape) for o in outs] == expected * net.nstack
 
-    heat = torch.zeros(batch, categories, out, out)
-    heat[0, 0, 3, 4] = 1
+    corner_heat = torch.zeros(batch, corners, out, out)
+    corner_heat[0, 0, 3, 4] = 1
+    centre_heat = torch.zeros(batch, categories, out, out)
+    centre_heat[0, 0, 3, 4] = 1
     mask = torch.zeros(batch, slots, dtype=torch.bool)
     mask[:, :3] = True
-    targets = [heat, heat, heat, mask] + [torch.rand(batch, slots, 2) for _ in range(3)]
+    targets = ([corner_heat, corner_heat, centre_heat, mask]
+               + [torch.rand(batch, slots, 2) for _ in range(3)])
     total = AELoss()(outs, targets)[0]
     total.backward()
     for param_name, param in net.named_parameters():
@@ -105,7 +110,7 @@ def test_small_network_trains_and_predicts(name):
     with torch.no_grad():
         maps = net.predict(images)
     assert [tuple(m.shape) for m in maps] == [
-        (batch, categories, out, out), (batch, categories, out, out), (batch, 1, out, out),
+        (batch, corners, out, out), (batch, corners, out, out), (batch, 1, out, out),
         (batch, 1, out, out), (batch, 2, out, out), (batch, 2, out, out),
         (batch, categories, out, out), (batch, 2, out, out)]
     detections, center = _decode(*maps, K=cfg.db.top_k, kernel=cfg.db.nms_kernel,
@@ -116,7 +121,8 @@ def test_small_network_trains_and_predicts(name):
 
 @pytest.mark.parametrize("name", small_configs())
 def test_heads_follow_the_category_count(name):
-    cfg = load_config(name, overrides={"db": {"categories": 3, "category_names": None}},
+    cfg = load_config(name, overrides={"db": {"categories": 3, "category_names": None,
+                                              "class_agnostic_corners": False}},
                       check_data=False)
     net = build_network(cfg).eval()
     images, _, out = training_inputs(cfg, batch=1)

@@ -38,7 +38,9 @@ CLASSES = np.array([0, 3, 5, 3])
 
 
 def tiny_cfg(**db):
-    settings = {"input_size": INPUT, "output_sizes": [[OUTPUT, OUTPUT]], "categories": CATEGORIES}
+    # per-class corners unless a test asks otherwise: the original's targets
+    settings = {"input_size": INPUT, "output_sizes": [[OUTPUT, OUTPUT]], "categories": CATEGORIES,
+                "class_agnostic_corners": False}
     settings.update(db)
     return load_config("CenterNet-tiny", overrides={"db": settings}, check_data=False)
 

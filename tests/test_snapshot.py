@@ -129,7 +129,8 @@ def test_missing_and_corrupt_files_name_the_path(tmp_path):
 
 
 def tiny_network(categories):
-    overrides = {"db": {"categories": categories, "category_names": None}}
+    overrides = {"db": {"categories": categories, "category_names": None,
+                        "class_agnostic_corners": False}}
     return build_network(load_config("CenterNet-tiny", overrides=overrides, check_data=False))
 
 

@@ -1,4 +1,4 @@
-"""Tests of the synthetic 口算 generator (db/synth.py) against /work/shared/ks-format.md."""
+"""Tests of the synthetic 口算 generator (db/synth.py) against docs/ks-format.md."""
 
 import os
 import subprocess

@@ -382,7 +382,8 @@ def _detection(x1, y1, x2, y2, tl, br, cls):
 
 
 def test_centre_check_keeps_boxes_with_a_centre_strictly_inside_the_middle_third(tmp_path):
-    cfg = load_config("CenterNet-tiny", check_data=False)
+    cfg = load_config("CenterNet-tiny", check_data=False,
+                      overrides={"db": {"class_agnostic_corners": False}})
     detections = np.array([_detection(0, 0, 90, 30, 0.8, 0.6, 2)] * 5
                           + [_detection(0, 0, 90, 30, -1, -1, 2)], np.float32)
     detections[5, 4] = -1  # a rejected pair never comes back
