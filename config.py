@@ -244,6 +244,9 @@ DB = {
     "nms_kernel": Key(3, integer(1), "max-pool window of the heatmap peak search (odd)"),
     "test_scales": Key([1.0], number_list(positive=True), "image scales at test time"),
     "test_flip": Key(True, boolean, "test each image with its horizontal flip too"),
+    "test_batch_images": Key(1, integer(1),
+                             "images per network call at test time, each padded to the largest "
+                             "of its call (raise it on a GPU with memory to spare)"),
     "center_region_small_n": Key(3, integer(1), "central region of a small box: the middle 1/n"),
     "center_region_large_n": Key(5, integer(1), "central region of a large box: the middle 1/n"),
     "center_region_area": Key(22500.0, number(0), "boxes above this area (pixels) count as large"),

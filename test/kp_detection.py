@@ -18,6 +18,12 @@ original test/coco.py kp_detection:
 6. per-class soft-NMS over every scale and the best `db.max_per_image`
    (test/merge.py).
 
+With `db.test_batch_images` > 1 several images share each network call: at
+every scale each image's own input (step 1) is placed at the top-left of an
+input as large as the largest of the call, the rest padded black, and its
+flip is the mirror of that whole input; steps 4 onward then see a larger
+input with the image at the same offset, so the mapping back is unchanged.
+
 Coordinates: boxes are x1, y1, x2, y2 with x2 / y2 the right / bottom edge
 (ks-format.md); a point x of an image W pixels wide is at W - x in its mirror
 image, and a heatmap is the input scaled by out / in on each side, so a
@@ -33,7 +39,7 @@ confirm boxes (the original used only scale 1 and failed without it).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -124,15 +130,43 @@ def _autocast(cfg, device: torch.device):
     return contextlib.nullcontext()
 
 
-def decode_scale(net, scaled: ScaledInput, cfg, device, timer: StageTimer):
-    """Network and decoding of one scale, left on the device.
+def batch_inputs(group: list[ScaledInput], cfg, pin_memory: bool = False):
+    """One scale of several images as one network input.
+
+    Returns (images (B, 3, H, W), placed): H, W the largest input of the
+    group, B = len(group) (twice that with the flip: each image, then its
+    mirror), and `placed[i]` the ScaledInput of image i as it lies in that
+    batch (its images: its own rows of the batch), for map_to_image.
+    """
+    if len(group) == 1:
+        return group[0].images, group
+    height = max(scaled.input_size[0] for scaled in group)
+    width = max(scaled.input_size[1] for scaled in group)
+    per_image = 2 if cfg.db.test_flip else 1
+    images = torch.empty((per_image * len(group), 3, height, width), dtype=torch.float32,
+                         pin_memory=pin_memory)
+    black = -np.asarray(cfg.db.mean, np.float32) / np.asarray(cfg.db.std, np.float32)
+    images[:] = torch.from_numpy(black).reshape(1, 3, 1, 1)
+    placed = []
+    for i, scaled in enumerate(group):
+        rows = images[per_image * i:per_image * (i + 1)]
+        own_h, own_w = scaled.input_size
+        rows[0, :, :own_h, :own_w] = scaled.images[0]
+        if cfg.db.test_flip:
+            rows[1] = rows[0].flip(-1)
+        placed.append(replace(scaled, images=rows))
+    return images, placed
+
+
+def decode_scale(net, images: torch.Tensor, cfg, device, timer: StageTimer):
+    """Network and decoding of one batch of network inputs, left on the device.
 
     Returns (detections (B, D, 8), centres (B, K, 4), heatmap size (h, w)).
     """
     device = torch.device(device)
     with torch.inference_mode():
         with timer.stage("network", synchronize=True):
-            images = scaled.images.to(device, non_blocking=True)
+            images = images.to(device, non_blocking=True)
             if cfg.system.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with _autocast(cfg, device):
@@ -200,26 +234,44 @@ def map_to_image(detections: np.ndarray, centers: np.ndarray, heatmap_size, scal
     return detections, centers
 
 
-def detect_image(net, scaled_inputs: list[ScaledInput], cfg, device,
-                 timer: StageTimer | None = None) -> np.ndarray:
-    """Final detections of one prepared image: (N, 6) x1, y1, x2, y2, score, class.
-
-    Image pixels, best first, at most `db.max_per_image` rows; (0, 6) when
-    nothing is found.
+def detect_images(net, prepared: list[list[ScaledInput]], cfg, device,
+                  timer: StageTimer | None = None, pin_memory: bool = False) -> list[np.ndarray]:
+    """Final detections of prepared images that share each network call (one
+    list of ScaledInput per image, from prepare_image): for each image an
+    (N, 6) array x1, y1, x2, y2, score, class in image pixels, best first, at
+    most `db.max_per_image` rows; (0, 6) when nothing is found.
     """
     timer = timer or StageTimer()
-    decoded = [decode_scale(net, scaled, cfg, device, timer) for scaled in scaled_inputs]
+    decoded, placed = [], []   # per scale: the batch's decoding, each image's placement
+    for scale_index in range(len(cfg.db.test_scales)):
+        images, where = batch_inputs([scaled[scale_index] for scaled in prepared], cfg, pin_memory)
+        decoded.append(decode_scale(net, images, cfg, device, timer))
+        placed.append(where)
     with timer.stage("decoding"):
         host = to_host(decoded)
-        mapped = [map_to_image(d, c, size, scaled) for (d, c, size), scaled in zip(host, scaled_inputs)]
-        detections = np.concatenate([d for d, _ in mapped]) if mapped else np.zeros((0, 8), np.float32)
-        centers = np.concatenate([c for _, c in mapped]) if mapped else np.zeros((0, 4), np.float32)
-    with timer.stage("centre check"):
-        detections = center_check(detections, centers, cfg)
-    with timer.stage("nms"):
-        return merge_detections(detections, cfg)
+    results = []
+    for i in range(len(prepared)):
+        with timer.stage("decoding"):
+            mapped = []
+            for (detections, centers, size), where in zip(host, placed):
+                rows = slice(i * len(detections) // len(prepared),
+                             (i + 1) * len(detections) // len(prepared))
+                mapped.append(map_to_image(detections[rows], centers[rows], size, where[i]))
+            found = np.concatenate([d for d, _ in mapped]) if mapped else np.zeros((0, 8), np.float32)
+            centres = np.concatenate([c for _, c in mapped]) if mapped else np.zeros((0, 4), np.float32)
+        with timer.stage("centre check"):
+            found = center_check(found, centres, cfg)
+        with timer.stage("nms"):
+            results.append(merge_detections(found, cfg))
+    return results
+
+
+def detect_image(net, scaled_inputs: list[ScaledInput], cfg, device,
+                 timer: StageTimer | None = None) -> np.ndarray:
+    """Final detections of one prepared image (see detect_images)."""
+    return detect_images(net, [scaled_inputs], cfg, device, timer)[0]
 
 
 def detect(net, image: np.ndarray, cfg, device) -> np.ndarray:
-    """Final detections of one (H, W, 3) uint8 BGR image (see detect_image)."""
+    """Final detections of one (H, W, 3) uint8 BGR image (see detect_images)."""
     return detect_image(net, prepare_image(image, cfg), cfg, device)

@@ -6,8 +6,8 @@ metrics.json, and with `debug` a picture per image under `<out_dir>/debug/`.
     run = detect_split(net, cfg, db, device, out_dir, progress=True)   # test.py
     run.metrics, run.detections, run.timer.report()
 
-The next image is read and prepared in a background thread while the network
-runs on the current one.
+The next image (the next `db.test_batch_images` images) is read and prepared
+in a background thread while the network runs on the current one.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 from db import read_image
 
 from .evaluate import DetectionWarning, coco_results, evaluate, write_json
-from .kp_detection import detect_image, prepare_image
+from .kp_detection import detect_images, prepare_image
 from .timing import StageTimer, device_sync
 from .visualize import picture_stem, render, write_picture
 
@@ -53,39 +53,53 @@ def warn_if_top_k_too_small(db, cfg, records=None) -> int:
     return most
 
 
-def _load_and_prepare(record, cfg, pin_memory):
+def _load_and_prepare(records, cfg, pin_memory):
+    """Read and prepare the images of one network call; (images, prepared, seconds)."""
     start = time.perf_counter()
-    image = read_image(record.path)
-    if image.shape[:2] != (record.height, record.width):
-        raise ValueError(f"{record.path}: the image is {image.shape[1]}x{image.shape[0]} but its "
-                         f"record says {record.width}x{record.height}")
-    scaled = prepare_image(image, cfg, pin_memory=pin_memory)
-    return image, scaled, time.perf_counter() - start
+    images, prepared = [], []
+    for record in records:
+        image = read_image(record.path)
+        if image.shape[:2] != (record.height, record.width):
+            raise ValueError(f"{record.path}: the image is {image.shape[1]}x{image.shape[0]} but "
+                             f"its record says {record.width}x{record.height}")
+        images.append(image)
+        # a single image goes to the device as prepared; a call of several is
+        # copied into one batch first, and that batch is what gets pinned
+        prepared.append(prepare_image(image, cfg, pin_memory=pin_memory and len(records) == 1))
+    return images, prepared, time.perf_counter() - start
 
 
 def detect_records(net, records, cfg, device, timer: StageTimer, on_image=None, progress=False):
-    """{image_id: (N, 6) final detections} of `records`; `on_image(record, image, detections)`
-    is called for each (debug pictures). The next image is prepared while the network runs."""
+    """{image_id: (N, 6) final detections} of `records`, `db.test_batch_images`
+    per network call; `on_image(record, image, detections)` is called for each
+    (debug pictures). The next call's images are prepared while the network runs."""
     device = torch.device(device)
     pin_memory = device.type == "cuda"
+    per_call = cfg.db.test_batch_images
+    groups = [records[i:i + per_call] for i in range(0, len(records), per_call)]
     detections = {}
-    iterator = range(len(records))
+    bar = None
     if progress:
         from tqdm import tqdm
-        iterator = tqdm(iterator, desc="testing", unit="image", dynamic_ncols=True)
+        bar = tqdm(total=len(records), desc="testing", unit="image", dynamic_ncols=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-prepare") as pool:
-        pending = pool.submit(_load_and_prepare, records[0], cfg, pin_memory) if records else None
-        for i in iterator:
-            record = records[i]
-            image, scaled, seconds = pending.result()
+        pending = pool.submit(_load_and_prepare, groups[0], cfg, pin_memory) if groups else None
+        for g, group in enumerate(groups):
+            images, prepared, seconds = pending.result()
             timer.add("preparation", seconds)
-            if i + 1 < len(records):
-                pending = pool.submit(_load_and_prepare, records[i + 1], cfg, pin_memory)
-            found = detect_image(net, scaled, cfg, device, timer)
-            timer.images += 1
-            detections[record.image_id] = found
-            if on_image is not None:
-                on_image(record, image, found)
+            if g + 1 < len(groups):
+                pending = pool.submit(_load_and_prepare, groups[g + 1], cfg, pin_memory)
+            found = detect_images(net, prepared, cfg, device, timer,
+                                  pin_memory=pin_memory and len(group) > 1)
+            for record, image, boxes in zip(group, images, found):
+                timer.images += 1
+                detections[record.image_id] = boxes
+                if on_image is not None:
+                    on_image(record, image, boxes)
+            if bar is not None:
+                bar.update(len(group))
+    if bar is not None:
+        bar.close()
     return detections
 
 

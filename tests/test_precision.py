@@ -40,7 +40,7 @@ def heat_probabilities(net, cfg, image):
         return outputs
 
     net.predict = capture
-    decode_scale(net, scaled, cfg, torch.device("cpu"), StageTimer())
+    decode_scale(net, scaled.images, cfg, torch.device("cpu"), StageTimer())
     tl, br, _, _, _, _, ct, _ = captured["maps"]
     return [torch.sigmoid(m) for m in (tl, br, ct)]
 
