@@ -1,0 +1,107 @@
+"""Where a trained snapshot loses AP: finding the problems or naming them.
+
+    python bench/bench_class_errors.py CenterNet-tiny --testiter latest --max-images 40
+
+Runs the test pipeline (test/run.py, as test.py) on the validation split and
+scores the same detections three ways with pycocotools:
+
+- with classes: the usual COCO AP, what test.py prints;
+- class-blind: every detection and every true box as one category;
+- class-blind, one per place: the same after keeping, among detections with
+  the same box (to 0.1 pixel), only the best-scoring one (with class-agnostic
+  corners a box is reported once for each category its centres suggest, and
+  without this its copies count as false positives).
+
+A large gap between "with classes" and "class-blind, one per place" says the
+boxes are found but their categories are wrong: the lever is classification
+(more training, the centre heads), not localisation or decoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+from bench.report import markdown_table, write_section  # noqa: E402
+from config import load_config  # noqa: E402
+from db import load_db  # noqa: E402
+from nnet.checkpoints import available_iterations, load_trained_network  # noqa: E402
+from test.evaluate import coco_results, max_dets_for  # noqa: E402
+from test.run import detect_split  # noqa: E402
+
+
+def best_per_place(results: list[dict]) -> list[dict]:
+    """Of the detections with the same image and box (to 0.1 pixel), the best-scoring one."""
+    best = {}
+    for r in results:
+        key = (r["image_id"], tuple(round(v, 1) for v in r["bbox"]))
+        if key not in best or best[key]["score"] < r["score"]:
+            best[key] = r
+    return list(best.values())
+
+
+def coco_ap(coco_gt, results, image_ids, max_dets, use_categories):
+    """(AP, AP50) at the largest maxDets."""
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
+        coco_eval.params.imgIds = sorted(image_ids)
+        coco_eval.params.maxDets = list(max_dets)
+        coco_eval.params.useCats = int(use_categories)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+    precision = coco_eval.eval["precision"][:, :, :, 0, -1]  # (iou, recall, category)
+
+    def mean(values):
+        valid = values[values > -1]
+        return float(valid.mean()) if valid.size else 0.0
+
+    return mean(precision), mean(precision[0])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--testiter", default="latest")
+    parser.add_argument("--max-images", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    cfg = load_config(args.config)
+    iteration = available_iterations(cfg)[-1] if args.testiter == "latest" else int(args.testiter)
+    net = load_trained_network(cfg, iteration, torch.device("cpu"))
+    db = load_db(cfg, cfg.system.val_split)
+    warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as out_dir:
+        run = detect_split(net, cfg, db, "cpu", out_dir, max_images=args.max_images)
+    results = coco_results(run.detections, db.category_ids)
+    image_ids = list(run.detections)
+    max_dets = max_dets_for(cfg)
+    rows = []
+    for name, scored, use_categories in (("with classes", results, True),
+                                         ("class-blind", results, False),
+                                         ("class-blind, one per place", best_per_place(results),
+                                          False)):
+        ap, ap50 = coco_ap(db.coco_gt(), scored, image_ids, max_dets, use_categories)
+        rows.append([name, len(scored), f"{ap:.3f}", f"{ap50:.3f}"])
+        print(rows[-1], flush=True)
+    body = (f"Snapshot {cfg.name} iteration {iteration}, {len(image_ids)} validation pages of "
+            f"{db.source}, test scales {cfg.db.test_scales}, COCO AP at up to {max_dets[-1]} "
+            f"detections per page.\n\n"
+            + markdown_table(["scored", "detections", "AP", "AP50"], rows))
+    write_section(f"class_errors-{cfg.name}", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
