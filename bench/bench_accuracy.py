@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -72,6 +73,9 @@ def bench_config(args) -> str:
 
 def run_ours(cfg_path, args):
     cfg = load_config(cfg_path)
+    # the work folder is the benchmark's own: a snapshot of an earlier run
+    # would be taken for this run's result
+    shutil.rmtree(cfg.snapshot_dir, ignore_errors=True)
     command = [sys.executable, os.path.join(ROOT, "train.py"), cfg_path, "--device", "cpu",
                "--workers", str(args.workers), "--time-budget", str(args.budget)]
     print("ours:", " ".join(command), flush=True)
@@ -243,7 +247,8 @@ def report(rows, cfg, args):
             f"from the resized page to the final boxes.\n\n"
             + markdown_table(header, table)
             + "\n\nAP per category:\n\n" + markdown_table(["detector"] + names, per_category))
-    write_section(f"accuracy-{args.config}", body)
+    # one section per budget, so that runs at several budgets stand side by side
+    write_section(f"accuracy-{args.config}-{args.budget:g}min", body)
     print(body)
 
 

@@ -20,8 +20,6 @@ boxes are found but their categories are wrong: the lever is classification
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import sys
 import tempfile
@@ -36,7 +34,7 @@ from bench.report import markdown_table, write_section  # noqa: E402
 from config import load_config  # noqa: E402
 from db import load_db  # noqa: E402
 from nnet.checkpoints import available_iterations, load_trained_network  # noqa: E402
-from test.evaluate import coco_results, max_dets_for  # noqa: E402
+from test.evaluate import coco_results, max_dets_for, run_cocoeval, summarize  # noqa: E402
 from test.run import detect_split  # noqa: E402
 
 
@@ -52,22 +50,9 @@ def best_per_place(results: list[dict]) -> list[dict]:
 
 def coco_ap(coco_gt, results, image_ids, max_dets, use_categories):
     """(AP, AP50) at the largest maxDets."""
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_eval = COCOeval(coco_gt, coco_gt.loadRes(results), "bbox")
-        coco_eval.params.imgIds = sorted(image_ids)
-        coco_eval.params.maxDets = list(max_dets)
-        coco_eval.params.useCats = int(use_categories)
-        coco_eval.evaluate()
-        coco_eval.accumulate()
-    precision = coco_eval.eval["precision"][:, :, :, 0, -1]  # (iou, recall, category)
-
-    def mean(values):
-        valid = values[values > -1]
-        return float(valid.mean()) if valid.size else 0.0
-
-    return mean(precision), mean(precision[0])
+    coco_eval = run_cocoeval(coco_gt, results, image_ids, max_dets, use_categories)
+    summary = summarize(coco_eval)
+    return summary["AP"], summary["AP50"]
 
 
 def main(argv=None):

@@ -66,8 +66,9 @@ def max_dets_for(cfg) -> list[int]:
     return max_dets
 
 
-def run_cocoeval(coco_gt, results: list[dict], image_ids, max_dets):
-    """A COCOeval (bbox) evaluated and accumulated, without pycocotools' chatter."""
+def run_cocoeval(coco_gt, results: list[dict], image_ids, max_dets, use_categories: bool = True):
+    """A COCOeval (bbox) evaluated and accumulated, without pycocotools' chatter;
+    `use_categories` False scores every detection against every true box."""
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
@@ -75,6 +76,7 @@ def run_cocoeval(coco_gt, results: list[dict], image_ids, max_dets):
         coco_eval = COCOeval(coco_gt, coco_dt, "bbox")
         coco_eval.params.imgIds = sorted(int(i) for i in image_ids)
         coco_eval.params.maxDets = list(max_dets)
+        coco_eval.params.useCats = int(use_categories)
         coco_eval.evaluate()
         coco_eval.accumulate()
     return coco_eval
