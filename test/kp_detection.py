@@ -249,14 +249,13 @@ def detect_images(net, prepared: list[list[ScaledInput]], cfg, device,
         placed.append(where)
     with timer.stage("decoding"):
         host = to_host(decoded)
+    per_image = 2 if cfg.db.test_flip else 1   # batch rows of one image
     results = []
     for i in range(len(prepared)):
+        rows = slice(per_image * i, per_image * (i + 1))
         with timer.stage("decoding"):
-            mapped = []
-            for (detections, centers, size), where in zip(host, placed):
-                rows = slice(i * len(detections) // len(prepared),
-                             (i + 1) * len(detections) // len(prepared))
-                mapped.append(map_to_image(detections[rows], centers[rows], size, where[i]))
+            mapped = [map_to_image(detections[rows], centers[rows], size, where[i])
+                      for (detections, centers, size), where in zip(host, placed)]
             found = np.concatenate([d for d, _ in mapped]) if mapped else np.zeros((0, 8), np.float32)
             centres = np.concatenate([c for _, c in mapped]) if mapped else np.zeros((0, 4), np.float32)
         with timer.stage("centre check"):

@@ -89,8 +89,7 @@ def detect_records(net, records, cfg, device, timer: StageTimer, on_image=None, 
             timer.add("preparation", seconds)
             if g + 1 < len(groups):
                 pending = pool.submit(_load_and_prepare, groups[g + 1], cfg, pin_memory)
-            found = detect_images(net, prepared, cfg, device, timer,
-                                  pin_memory=pin_memory and len(group) > 1)
+            found = detect_images(net, prepared, cfg, device, timer, pin_memory=pin_memory)
             for record, image, boxes in zip(group, images, found):
                 timer.images += 1
                 detections[record.image_id] = boxes
