@@ -9,8 +9,10 @@
 
 Writes `<result_dir>/<config>/<split>_<iteration>[-<suffix>]/results.json`
 (COCO detection format) and, when the split has annotations, metrics.json
-(AP, AP50, ..., per-category AP); prints the metrics, the per-category table
-and the time spent in each stage. The pipeline is test/ (test/run.py).
+(AP, AP50, ..., per-category AP, precision-recall curves at IoU 0.5, the
+confusion matrix) with confusion_matrix.png and pr_curves.png beside it;
+prints the metrics, the per-category table, the confusion matrix and the
+time spent in each stage. The pipeline is test/ (test/run.py).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def main(argv=None) -> int:
     from db import load_db
     from db.errors import AnnotationError, ImageReadError
     from nnet.checkpoints import find_snapshot, load_trained_network
+    from test.confusion import format_confusion_matrix
     from test.evaluate import format_metrics
     from test.run import detect_split
 
@@ -84,7 +87,10 @@ def main(argv=None) -> int:
         print(f"split {split!r} has no annotations: results.json written, nothing to evaluate")
     else:
         print(format_metrics(run.metrics))
-        print(f"metrics: {os.path.join(out_dir, 'metrics.json')}")
+        print(format_confusion_matrix(run.metrics["confusion_matrix"]))
+        pictures = [name for name in ("confusion_matrix.png", "pr_curves.png")
+                    if os.path.isfile(os.path.join(out_dir, name))]
+        print(f"metrics: {os.path.join(out_dir, 'metrics.json')} (and {', '.join(pictures)})")
     if args.debug:
         print(f"pictures: {os.path.join(out_dir, 'debug')}")
     print(run.timer.report())

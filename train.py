@@ -308,6 +308,17 @@ class PeriodicWork:
                             "parameter_digests": digests, "time": time.time()})
             self.log.close()
             tqdm.write(f"done: {self.last_snapshot}")
+            self.plot_curves()
+
+    def plot_curves(self):
+        """training_curves.png beside the log (nnet/plot.py); the snapshots are
+        already written, so a picture that cannot be drawn only gets a note."""
+        from nnet.plot import plot_log
+        log_path = os.path.join(self.cfg.snapshot_dir, "log.jsonl")
+        try:
+            tqdm.write(f"curves: {plot_log(log_path)}")
+        except (ImportError, OSError, ValueError) as e:
+            tqdm.write(f"curves not drawn ({e}); draw them with `python -m nnet.plot {log_path}`")
 
 
 def _best_ap(cfg):

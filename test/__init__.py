@@ -5,6 +5,8 @@
     center_check.py   the centre-point check of the keypoint triplets
     merge.py          scales merged, per-class soft-NMS, max_per_image
     evaluate.py       results.json, COCOeval, metrics.json, the per-category table
+    pr_curves.py      per-category precision-recall curves at IoU 0.5 (numbers, PNG)
+    confusion.py      the confusion matrix with 'missed' and 'background' (numbers, PNG)
     visualize.py      debug pictures
     run.py            a split end to end; `run_test` for validation AP in training
     timing.py         per-stage times

@@ -26,6 +26,8 @@ import warnings
 
 import numpy as np
 
+from .pr_curves import pr_curves
+
 class DetectionWarning(UserWarning):
     """Something about a test run the user should know: no detections at all,
     pages denser than db.top_k."""
@@ -138,6 +140,7 @@ def evaluate(results: list[dict], db, cfg, image_ids) -> dict:
 
     Keys: AP, AP50, AP75, APs, APm, APl (at max_dets), AR1, AR10, AR100,
     per_category {name: AP or null (no ground truth)}, per_category_AP50,
+    pr_curves (test/pr_curves.py: per-category precision at IoU 0.5 against recall),
     max_dets, num_images, num_detections.
     No detections at all: every metric 0.0 and a warning.
     """
@@ -153,6 +156,7 @@ def evaluate(results: list[dict], db, cfg, image_ids) -> dict:
     metrics["per_category"] = {name: None if v is None else v[0] for name, v in per_category.items()}
     metrics["per_category_AP50"] = {name: None if v is None else v[1]
                                     for name, v in per_category.items()}
+    metrics["pr_curves"] = pr_curves(coco_eval, db.category_ids, db.category_names)
     metrics.update(max_dets=max_dets[-1], num_images=len(image_ids), num_detections=len(results))
     return metrics
 

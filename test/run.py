@@ -1,6 +1,8 @@
 """Testing a network on a split: every image through test/kp_detection.py,
 results.json in COCO format, COCO metrics (test/evaluate.py) into
-metrics.json, and with `debug` a picture per image under `<out_dir>/debug/`.
+metrics.json with the confusion matrix (test/confusion.py), pictures of it
+and of the precision-recall curves (test/pr_curves.py) beside it, and with
+`debug` a picture per image under `<out_dir>/debug/`.
 
     metrics = run_test(net, cfg, db, device, out_dir)       # the trainer's validation AP
     run = detect_split(net, cfg, db, device, out_dir, progress=True)   # test.py
@@ -22,8 +24,12 @@ import torch
 
 from db import read_image
 
+from .confusion import PICTURE as CONFUSION_PICTURE
+from .confusion import confusion_matrix, draw_confusion_matrix
 from .evaluate import DetectionWarning, coco_results, evaluate, write_json
 from .kp_detection import detect_images, prepare_image
+from .pr_curves import PICTURE as PR_PICTURE
+from .pr_curves import draw_pr_curves
 from .timing import StageTimer, device_sync
 from .visualize import picture_stem, render, write_picture
 
@@ -137,7 +143,12 @@ def detect_split(net, cfg, db, device, out_dir: str, debug: bool = False, max_im
                           DetectionWarning, stacklevel=2)
         return run
     run.metrics = evaluate(results, db, cfg, [r.image_id for r in records])
+    run.metrics["confusion_matrix"] = confusion_matrix(records, run.detections, db.category_names,
+                                                       cfg.db.vis_threshold)
     write_json(os.path.join(out_dir, "metrics.json"), run.metrics)
+    draw_confusion_matrix(run.metrics["confusion_matrix"], os.path.join(out_dir, CONFUSION_PICTURE))
+    if "pr_curves" in run.metrics:  # absent when nothing was detected
+        draw_pr_curves(run.metrics["pr_curves"], os.path.join(out_dir, PR_PICTURE))
     return run
 
 
