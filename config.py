@@ -308,11 +308,15 @@ class Section(Mapping):
 class Config:
     """A loaded, validated, read-only config."""
 
-    def __init__(self, name: str, path: str | None, system: dict, db: dict):
+    def __init__(self, name: str, path: str | None, system: dict, db: dict,
+                 overrides: dict | None = None):
         self.name = name
         self.path = path
         self.system = Section("system", system)
         self.db = Section("db", db)
+        # {"db.top_k": 700, ...}: what was set over the file (--set and the
+        # entry points' own flags), so that results can say what made them
+        self.overrides = dict(overrides or {})
 
     # where this config's files go
     @property
@@ -358,7 +362,8 @@ def load_config(name_or_path: str, overrides: dict | None = None,
     only what differs (the multi-scale and MSCOCO variants do).
     `overrides` is merged over the file, section by section, before
     validation (same keys, same checks): tests and benchmarks use it to vary
-    a setting without writing a file. `check_data=False` skips the check that
+    a setting without writing a file, and the entry points' --set
+    (`parse_assignments`); the config keeps them as `cfg.overrides`. `check_data=False` skips the check that
     `data_dir` exists (for building networks without data). `name` replaces
     the config's name, which names its snapshot and result folders (test.py
     --suffix tests the snapshots of the config it extends).
@@ -426,15 +431,7 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
         values = {}
         for key, value in given.items():
             if key not in schema:
-                if key in _RETIRED:
-                    problems.append(f"{section_name}.{key}: not used in this project: {_RETIRED[key]}")
-                else:
-                    other = SCHEMA["db" if section_name == "system" else "system"]
-                    if key in other:
-                        problems.append(f"{section_name}.{key}: belongs in the "
-                                        f"{'db' if section_name == 'system' else 'system'} section")
-                    else:
-                        problems.append(_unknown(f"{section_name}.{key}", schema, "key", key))
+                problems.append(_key_problem(section_name, key))
                 continue
             try:
                 values[key] = schema[key].check(value)
@@ -465,7 +462,9 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
             f"{where}: system.data_dir: folder {system['data_dir']} does not exist "
             f"(generate the synthetic set with `python -m db.synth --out {system['data_dir']}` "
             f"or point data_dir at your data)")
-    return Config(name, path, system, db)
+    flat = {f"{section}.{key}": value for section, values in (overrides or {}).items()
+            if isinstance(values, dict) for key, value in values.items()}
+    return Config(name, path, system, db, overrides=flat)
 
 
 def _cross_checks(system, db):
@@ -510,6 +509,58 @@ def _unknown(name, schema, what, key=None):
     hint = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.5)
     extra = f"; did you mean {hint[0]!r}?" if hint else ""
     return f"{name}: unknown {what}{extra}"
+
+
+def _key_problem(section_name, key) -> str:
+    """Why `key` is not a key of `section_name` (a retired original key, a key
+    of the other section, or a typo with the closest valid name)."""
+    if key in _RETIRED:
+        return f"{section_name}.{key}: not used in this project: {_RETIRED[key]}"
+    other = "db" if section_name == "system" else "system"
+    if key in SCHEMA[other]:
+        return f"{section_name}.{key}: belongs in the {other} section"
+    return _unknown(f"{section_name}.{key}", SCHEMA[section_name], "key", key)
+
+
+def parse_assignments(assignments) -> dict:
+    """The --set arguments of train.py, test.py and demo.py as `load_config`
+    overrides: ["db.top_k=700", "system.learning_rate=1e-4"] ->
+    {"db": {"top_k": 700}, "system": {"learning_rate": 0.0001}}.
+
+    A value is read as JSON (700, 1e-4, true, null, [0.5, 1], "text") or,
+    when it is not JSON, taken as a string (db.nms_algorithm=nms). Each key
+    and value is checked against SCHEMA here, so a mistake names the --set
+    that made it (a misspelt key with the closest valid one); the checks
+    between keys run when the config loads. ConfigError lists every problem."""
+    overrides, problems = {}, []
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        section_name, dot, key = name.strip().partition(".")
+        if not equals or not dot or not key:
+            found = [s for s, schema in SCHEMA.items() if name.strip() in schema]
+            example = f"{found[0]}.{name.strip()}={text or '...'}" if found else "db.top_k=700"
+            problems.append(f"--set {assignment}: write section.key=value, e.g. {example}")
+            continue
+        if section_name not in SCHEMA:
+            problems.append("--set " + _unknown(section_name, SCHEMA, "section"))
+            continue
+        if key not in SCHEMA[section_name]:
+            problems.append("--set " + _key_problem(section_name, key))
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        try:
+            SCHEMA[section_name][key].check(value)
+        except ValueError as e:
+            problems.append(f"--set {section_name}.{key}={text}: {e}")
+            continue
+        overrides.setdefault(section_name, {})[key] = value
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else
+                          f"{len(problems)} problems in --set:\n  " + "\n  ".join(problems))
+    return overrides
 
 
 def _copy(value):

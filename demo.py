@@ -118,7 +118,7 @@ def main(argv=None) -> int:
 
     try:
         cfg = load_test_config(args.config, args.suffix, check_data=False,
-                               precision=args.precision)
+                               precision=args.precision, assignments=args.set)
         records = image_records(image_paths(args.images))
     except (ConfigError, ValueError) as e:
         print(f"demo.py: {e}", file=sys.stderr)

@@ -6,8 +6,9 @@
     python test.py CenterNet-52 --testiter 5000 --suffix multi_scale   # config CenterNet-52-multi_scale,
                                                                        # snapshots of CenterNet-52
     python test.py CenterNet-52 --testiter latest --debug        # and a picture per image
+    python test.py CenterNet-52 --testiter 5000 --set db.top_k=300 --set db.test_flip=false
 
-Writes `<result_dir>/<config>/<split>_<iteration>[-<suffix>]/results.json`
+Writes `<result_dir>/<config>/<split>_<iteration>[-<suffix>][-<--set>]/results.json`
 (COCO detection format) and, when the split has annotations, metrics.json
 (AP, AP50, ..., per-category AP, precision-recall curves at IoU 0.5, the
 confusion matrix) with confusion_matrix.png and pr_curves.png beside it;
@@ -24,7 +25,7 @@ import sys
 
 from config import ConfigError
 from test.cli import (add_network_arguments, choose_device, load_test_config, resolve_iteration,
-                      show_warnings_briefly)
+                      settings_suffix, show_warnings_briefly)
 
 SPLITS = ("val", "test", "train")
 
@@ -55,7 +56,8 @@ def main(argv=None) -> int:
     from test.run import detect_split
 
     try:
-        cfg = load_test_config(args.config, args.suffix, precision=args.precision)
+        cfg = load_test_config(args.config, args.suffix, precision=args.precision,
+                               assignments=args.set)
     except ConfigError as e:
         print(f"test.py: {e}", file=sys.stderr)
         return 2
@@ -71,7 +73,8 @@ def main(argv=None) -> int:
         print(f"test.py: {e}", file=sys.stderr)
         return 1
 
-    folder = f"{split}_{iteration}" + (f"-{args.suffix}" if args.suffix else "")
+    folder = (f"{split}_{iteration}" + (f"-{args.suffix}" if args.suffix else "")
+              + settings_suffix(args.set))
     out_dir = os.path.join(cfg.result_dir, folder)
     print(f"testing {cfg.name} iteration {iteration} on {db.source} ({len(db)} images, "
           f"scales {cfg.db.test_scales}, flip {cfg.db.test_flip}) on {device}")

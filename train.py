@@ -6,6 +6,7 @@ Object Detection", ICCV 2019).
     python train.py CenterNet-52 --iter 5000       # resume exactly from snapshot 5000
     python train.py CenterNet-tiny --device cpu --workers 2 --max-iter 100
     torchrun --nproc_per_node=4 train.py CenterNet-52 --amp
+    python train.py CenterNet-tiny --set system.learning_rate=1e-4 --set db.top_k=300
 
 Everything else is in config/<name>.json. Snapshots (nnet/checkpoints.py) go
 to <cache_dir>/nnet/<name>/ every system.snapshot iterations and at the end,
@@ -43,7 +44,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from config import ConfigError, load_config
+from config import ConfigError, load_config, parse_assignments
 from db import AnnotationError, ImageReadError, load_db
 from nnet import distributed
 from nnet.checkpoints import best_snapshot_path, find_snapshot, snapshot_path
@@ -76,6 +77,10 @@ def parse_args(argv=None):
     parser.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                         help="stop after the first iteration that ends past this many minutes "
                              "of training (a snapshot is written there; --iter resumes it)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change one setting of the config, e.g. --set system.learning_rate=1e-4 "
+                             "(repeatable; the value is JSON, or else a string); snapshots keep "
+                             "the config as changed")
     args = parser.parse_args(argv)
     if args.start_iter is not None and args.start_iter != "latest":
         if not args.start_iter.isdigit():
@@ -99,7 +104,9 @@ def main(argv=None) -> int:
             system_overrides["max_iter"] = args.max_iter
         if args.amp or args.precision:
             system_overrides["precision"] = "fp16" if args.amp else args.precision
-        cfg = load_config(args.config, overrides={"system": system_overrides})
+        overrides = parse_assignments(args.set)
+        overrides.setdefault("system", {}).update(system_overrides)
+        cfg = load_config(args.config, overrides=overrides)
         world_size = distributed.world_size_from_env()
         if cfg.system.batch_size % world_size:
             raise ConfigError(
@@ -161,6 +168,9 @@ def train(cfg, args, context: distributed.Context) -> None:
     say(f"{cfg.name}: network {cfg.network_name}, {factory.num_parameters:,} parameters, "
         f"{len(train_db)} training images, {context.world_size} process(es) on "
         f"{context.device.type}, {precision}")
+    if cfg.overrides:
+        say("over the config file: " + ", ".join(f"{key}={json.dumps(value)}"
+                                                 for key, value in cfg.overrides.items()))
     last_snapshot = _restore(factory, cfg, args, say)
 
     requested = system.workers if args.workers is None else args.workers

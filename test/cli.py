@@ -1,15 +1,18 @@
-"""What test.py and demo.py share on the command line: the --testiter and
---device arguments, the --suffix config variant and one-line warnings."""
+"""What test.py and demo.py share on the command line: the --testiter,
+--device and --set arguments, the --suffix config variant, the result
+folder's name for --set, and one-line warnings."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import re
 import warnings
 
 import torch
 
-from config import load_config
+from config import load_config, parse_assignments
 
 
 def iteration_argument(value: str):
@@ -37,6 +40,9 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
                         help="arithmetic of the network (default: system.precision); "
                              "decoding and NMS stay in fp32")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change one setting of the config, e.g. --set db.top_k=700 "
+                             "(repeatable; the value is JSON, or else a string)")
 
 
 def choose_device(name: str | None) -> torch.device:
@@ -52,11 +58,14 @@ def choose_device(name: str | None) -> torch.device:
 
 
 def load_test_config(name: str, suffix: str | None, check_data: bool = True,
-                     precision: str | None = None):
+                     precision: str | None = None, assignments=()):
     """The config <name>, or <name>-<suffix> under the name of <name> (so the
     snapshots and the result folder are those of <name>); `precision`
-    replaces system.precision."""
-    overrides = {"system": {"precision": precision}} if precision else None
+    replaces system.precision; `assignments` are --set's "section.key=value"."""
+    overrides = parse_assignments(assignments)
+    if precision:
+        overrides.setdefault("system", {})["precision"] = precision
+    overrides = overrides or None
     if suffix is None:
         return load_config(name, check_data=check_data, overrides=overrides)
     if name.endswith(".json") or os.sep in name:
@@ -65,6 +74,20 @@ def load_test_config(name: str, suffix: str | None, check_data: bool = True,
     else:
         base, variant = name, f"{name}-{suffix}"
     return load_config(variant, name=base, check_data=check_data, overrides=overrides)
+
+
+def settings_suffix(assignments) -> str:
+    """The part of a result folder's name that says which --set made it:
+    "" without any, "-db.top_k=700,db.test_flip=false" with some (characters
+    that some file systems refuse become "_"), "-set_<hash>" when that would
+    be longer than 80 characters. metrics.json lists them in full."""
+    if not assignments:
+        return ""
+    text = ",".join(assignments)
+    cleaned = re.sub(r'[\\/:*?"<>|\s]+', "_", text)
+    if len(cleaned) > 80:
+        cleaned = "set_" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+    return "-" + cleaned
 
 
 def resolve_iteration(cfg, iteration):

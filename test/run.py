@@ -143,6 +143,7 @@ def detect_split(net, cfg, db, device, out_dir: str, debug: bool = False, max_im
                           DetectionWarning, stacklevel=2)
         return run
     run.metrics = evaluate(results, db, cfg, [r.image_id for r in records])
+    run.metrics["overrides"] = cfg.overrides  # what changed the config file's settings
     run.metrics["confusion_matrix"] = confusion_matrix(records, run.detections, db.category_names,
                                                        cfg.db.vis_threshold)
     write_json(os.path.join(out_dir, "metrics.json"), run.metrics)
