@@ -27,6 +27,7 @@ import difflib
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -148,6 +149,13 @@ def output_sizes(v):
     return [image_size(s) for s in v]
 
 
+def cell_pair(v):
+    if (not isinstance(v, list) or len(v) != 2
+            or not all(_is_int(x) and x >= 0 for x in v)):
+        raise ValueError(f"must be [vertical, horizontal], two integers >= 0, got {v!r}")
+    return [int(x) for x in v]
+
+
 def string_list(v):
     if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
         raise ValueError(f"must be a list of non-empty strings, got {v!r}")
@@ -202,6 +210,8 @@ SYSTEM = {
     "pull_weight": Key(0.1, number(0), "weight of the embedding pull loss (paper: 0.1)"),
     "push_weight": Key(0.1, number(0), "weight of the embedding push loss (paper: 0.1)"),
     "regr_weight": Key(1.0, number(0), "weight of the offset loss (paper: 1)"),
+    "size_weight": Key(1.0, number(0), "weight of the centre size loss (db.center_size)"),
+    "class_weight": Key(1.0, number(0), "weight of the class map loss (db.classes_from class_map)"),
     "opt_algo": Key("adam", choice("adam", "sgd"), "optimizer"),
     "weight_decay": Key(0.0, number(0), "optimizer weight decay"),
     "momentum": Key(0.9, number(0, 1), "SGD momentum"),
@@ -218,6 +228,13 @@ DB = {
     "categories": Key(6, integer(1), "number of object categories: the heatmaps' width"),
     "category_names": Key(None, optional(string_list), "one name per category (null: 'class_<i>')"),
     "max_tag_len": Key(256, integer(1), "most objects on one training image"),
+    # One size rule for every reader (db/image_io.py): the checker, train.py,
+    # test.py and demo.py refuse the same images, from the header, before
+    # decoding. At most OpenCV's own decoding limit, 2**30 pixels.
+    "max_image_pixels": Key(100_000_000, integer(1, 2 ** 30),
+                            "largest image read, in pixels (width x height; 10000 x 10000 by "
+                            "default): decoded it takes 3 bytes a pixel, and training and testing "
+                            "make float copies of it several times that size"),
     "input_size": Key([511, 511], image_size, "training input, [height, width] (or one integer)"),
     "output_sizes": Key([[128, 128]], output_sizes,
                         "heatmap size per input: (input - 1) // 4 + 1 on each side"),
@@ -261,6 +278,25 @@ DB = {
     "vis_threshold": Key(0.1, number(0, 1), "debug pictures draw boxes from this score"),
     "class_agnostic_corners": Key(False, boolean,
                                   "corner heatmaps of one channel; the class comes from the centre heatmap"),
+    # Departures from the paper for small networks on dense pages; the
+    # defaults are the paper's (README, "What CenterNet-tiny changes").
+    "classes_from": Key("centers", choice("centers", "class_map"),
+                        "centers: one centre heatmap per category (paper); class_map: one "
+                        "class-agnostic centre heatmap and a dense class map, a box's category "
+                        "read from it over the box (needs class_agnostic_corners)"),
+    "classes_per_box": Key(2, integer(1),
+                           "with classes_from class_map: a box is reported under its this many "
+                           "likeliest categories, each scored box score x probability (the best "
+                           "one alone is drawn in pictures)"),
+    "center_size": Key(False, boolean,
+                       "regress each object's size at its centre; the centre check then also "
+                       "needs the box to agree with it (size_tolerance)"),
+    "size_tolerance": Key(1.5, number(1, low_open=True),
+                          "with center_size: a box's width and height may differ from the "
+                          "centre's prediction by at most this factor"),
+    "pool_window": Key(None, optional(cell_pair),
+                       "[vertical, horizontal] heatmap cells that corner and centre pooling look "
+                       "along (null: to the image border, the paper)"),
 }
 
 SCHEMA = {"system": SYSTEM, "db": DB}
@@ -348,6 +384,22 @@ def config_path(name_or_path: str) -> str:
     if name_or_path.endswith(".json") or os.sep in name_or_path:
         return os.path.abspath(name_or_path)
     return os.path.join(CONFIG_DIR, name_or_path + ".json")
+
+
+def command_line_name(cfg: "Config") -> str:
+    """How to name `cfg` on a command line, shell-quoted: its name when it is
+    config/<name>.json, else the path of its file (of the config it extends,
+    for test.py --suffix), relative to the working folder when inside it."""
+    if cfg.path is None:
+        return shlex.quote(cfg.name)
+    own = os.path.join(os.path.dirname(os.path.abspath(cfg.path)), cfg.name + ".json")
+    if own == config_path(cfg.name):
+        return shlex.quote(cfg.name)
+    try:
+        relative = os.path.relpath(own)
+    except ValueError:  # another drive (Windows)
+        relative = own
+    return shlex.quote(own if relative.startswith(os.pardir) else relative)
 
 
 def available_configs() -> list[str]:
@@ -460,7 +512,8 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
     if check_data and not os.path.isdir(system["data_dir"]):
         raise ConfigError(
             f"{where}: system.data_dir: folder {system['data_dir']} does not exist "
-            f"(generate the synthetic set with `python -m db.synth --out {system['data_dir']}` "
+            f"(generate the synthetic set with "
+            f"`python -m db.synth --out {shlex.quote(system['data_dir'])}` "
             f"or point data_dir at your data)")
     flat = {f"{section}.{key}": value for section, values in (overrides or {}).items()
             if isinstance(values, dict) for key, value in values.items()}
@@ -484,6 +537,9 @@ def _cross_checks(system, db):
         problems.append(f"db.nms_kernel: must be odd, got {db['nms_kernel']}")
     if db["rand_scales"] is None and db["rand_scale_min"] >= db["rand_scale_max"]:
         problems.append("db.rand_scale_max: must be greater than rand_scale_min")
+    if db["classes_from"] == "class_map" and not db["class_agnostic_corners"]:
+        problems.append("db.classes_from: class_map reads a box's category from the class map, "
+                        "so the corners carry none: set db.class_agnostic_corners to true")
     if db["center_region_small_n"] < 2 or db["center_region_large_n"] < 2:
         problems.append("db.center_region_small_n/large_n: must be >= 2 (1 would be the whole box)")
     return problems

@@ -69,10 +69,12 @@ import cv2
 
 from db import synth_fonts
 from db.synth_page import SynthPage, render_page
+from db.synth_style import STYLES, page_style
 
 # The default set, 800 pages: about 30-40 s with two workers on two idle cores
 # (20-26 pages/s measured; about 0.1 CPU-second a page).
 DEFAULT_COUNTS = {"train": 600, "val": 100, "test": 100}
+HOLDOUT_PAGES = 100     # the split of `--style holdout`
 IMAGE_STEM = "口算"
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _FONT_PACKAGES = ("fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-dkg-handwriting "
@@ -115,8 +117,9 @@ def _init_worker(settings: dict):
 def _make_page(job: tuple[str, int]) -> tuple[str, int, str, int]:
     split, index = job
     s = _job_settings
-    page = render_page(s["seed"], split, index, small=s["small"], fonts=s["fonts"],
-                       num_problems=s["num_problems"])
+    style = s["style"]
+    page = render_page(s["seed"], split, index, small=s["small"], fonts=style.fonts,
+                       num_problems=s["num_problems"], size=style.size)
     relpath = image_relpath(split, index)
     ok, encoded = cv2.imencode(".jpg", page.image, [cv2.IMWRITE_JPEG_QUALITY, page.jpeg_quality])
     if not ok:
@@ -146,12 +149,13 @@ def _log(message: str):
 
 
 def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, small: bool = False,
-             num_problems: int | None = None, log=_log) -> dict[str, str]:
+             num_problems: int | None = None, log=_log, style: str = "main") -> dict[str, str]:
     """Write ks_<split>.txt and images/<split>/ under `out_dir` for each split in `counts`.
 
     counts: {split: pages}, default DEFAULT_COUNTS. workers: processes (default: the
     CPUs this process may use; 1 draws in this process). small: test-sized pages.
     num_problems: force the problem count of every page (a debugging aid).
+    style: "main" or "holdout", the fonts and print sizes (db/synth_style.py).
     log: called with each progress line (default: print to stderr).
     Returns {split: path of its txt}. The output does not depend on `workers`.
 
@@ -170,12 +174,14 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
     out_dir = os.path.abspath(os.fspath(out_dir))
     fonts = synth_fonts.discover_fonts()
     note = "" if fonts.complete else f" (install {_FONT_PACKAGES} for the full variety)"
-    log(f"db.synth: fonts: {fonts.describe()}{note}")
+    chosen = page_style(style, fonts, small=small)
+    log(f"db.synth: style {style}: fonts: {chosen.fonts.describe()}{note}"
+        + (f"; {chosen.note}" if chosen.note else ""))
     for split in counts:
         os.makedirs(os.path.join(out_dir, "images", split), exist_ok=True)
 
     jobs = [(split, index) for split, count in counts.items() for index in range(count)]
-    settings = dict(seed=seed, small=small, fonts=fonts, num_problems=num_problems, out_dir=out_dir)
+    settings = dict(seed=seed, small=small, style=chosen, num_problems=num_problems, out_dir=out_dir)
     lines = {split: [None] * count for split, count in counts.items()}
     problems = 0
     started = time.perf_counter()
@@ -198,7 +204,8 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
 
     paths = {}
     header = (f"# synthetic 口算 pages: python -m db.synth --seed {seed}"
-              f"{' --small' if small else ''} (format: ks-format.md)\n")
+              f"{' --small' if small else ''}{f' --style {style}' if style != 'main' else ''}"
+              f" (format: ks-format.md)\n")
     for split, split_lines in lines.items():
         path = os.path.join(out_dir, f"ks_{split}.txt")
         temporary = path + ".tmp"
@@ -220,8 +227,14 @@ def main(argv=None) -> int:
         description="Generate the synthetic 口算 worksheet set in the ks format (ks-format.md).")
     parser.add_argument("--out", default="data/ks", help="output folder (default: data/ks)")
     for split, count in DEFAULT_COUNTS.items():
-        parser.add_argument(f"--{split}", type=int, default=count,
-                            help=f"{split} pages (default: {count})")
+        parser.add_argument(f"--{split}", type=int, default=None,
+                            help=f"{split} pages (default: {count} in style main, 0 in holdout)")
+    parser.add_argument("--holdout", type=int, default=None,
+                        help=f"pages of the 'holdout' split (default: {HOLDOUT_PAGES} in style "
+                             f"holdout, 0 in main)")
+    parser.add_argument("--style", choices=STYLES, default="main",
+                        help="fonts and print sizes (db/synth_style.py): 'main', the default set, "
+                             "or 'holdout', the variety kept out of it (default: main)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--workers", type=int, default=None,
                         help=f"processes (default: the CPUs available, here {default_workers()})")
@@ -230,10 +243,15 @@ def main(argv=None) -> int:
     parser.add_argument("--problems", type=int, default=None, metavar="N",
                         help="debugging: put exactly N problems on every page")
     args = parser.parse_args(argv)
-    counts = {split: getattr(args, split) for split in DEFAULT_COUNTS}
+    # a held-out style never overwrites the main splits unless asked to
+    defaults = DEFAULT_COUNTS if args.style == "main" else {"holdout": HOLDOUT_PAGES}
+    counts = {split: getattr(args, split) for split in (*DEFAULT_COUNTS, "holdout")}
+    counts = {split: defaults.get(split, 0) if count is None else count
+              for split, count in counts.items()}
+    counts = {split: count for split, count in counts.items() if count}
     try:
         generate(args.out, counts, seed=args.seed, workers=args.workers, small=args.small,
-                 num_problems=args.problems)
+                 num_problems=args.problems, style=args.style)
     except ValueError as error:
         parser.error(str(error))
     return 0

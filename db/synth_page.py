@@ -71,6 +71,10 @@ FULL_SIZE = PageSize(width=(600, 1600), problems=(20, 128), min_digit=9,
                      max_digit_frac=(0.018, 0.03))
 SMALL_SIZE = PageSize(width=(256, 400), problems=(8, 30), min_digit=7,
                       max_digit_frac=(0.03, 0.05))
+# The held-out style's pages (db/synth_style.py): smaller print, as on pages
+# photographed from further away (problems about 10-16 px tall).
+HOLDOUT_SIZE = PageSize(width=(600, 1600), problems=(20, 128), min_digit=7,
+                        max_digit_frac=(0.008, 0.013))
 CROWDED_PROBLEMS = (129, 160)   # the pages beyond the usual per-image object limit
 CROWDED_RATE = 0.08
 CROWDED_MIN_WIDTH = 900         # so 160 problems still print legibly
@@ -480,10 +484,11 @@ def _choose_grid(n: int, em_width: float, grid_w: float, grid_h: float, size: Pa
 
 def render_page(seed: int, split: str, index: int, small: bool = False, fonts=None,
                 num_problems: int | None = None, clutter: bool = True, degrade: bool = True,
-                keep_debug: bool = False) -> SynthPage:
+                keep_debug: bool = False, size: PageSize | None = None) -> SynthPage:
     """Draw page `index` of `split` for `seed`.
 
     fonts: a synth_fonts.FontCatalog (None: discover the installed fonts).
+    size: the page's size ranges (None: FULL_SIZE, or SMALL_SIZE with `small`).
     num_problems: force the problem count (tests: e.g. a page above 128 problems).
     clutter=False leaves out everything that is not a problem (title, lines, marks,
     stains); degrade=False skips lighting, blur and noise (the camera warp stays).
@@ -491,7 +496,8 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     if fonts is None:
         fonts = synth_fonts.discover_fonts()
     rng = page_rng(seed, split, index)
-    size = SMALL_SIZE if small else FULL_SIZE
+    if size is None:
+        size = SMALL_SIZE if small else FULL_SIZE
 
     # Problem count and page size.
     if num_problems is not None:
@@ -536,7 +542,7 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     margin_x = width * rng.uniform(0.05, 0.09)
     margin_top = width * rng.uniform(0.04, 0.08)
     margin_bottom = width * rng.uniform(0.04, 0.08)
-    max_digit = width * rng.uniform(*size.max_digit_frac)
+    max_digit = max(width * rng.uniform(*size.max_digit_frac), size.min_digit)
     title_digit = max(size.min_digit + 1, width * rng.uniform(0.022, 0.035))
     has_title = clutter and rng.random() < 0.85
     has_fields = clutter and rng.random() < 0.75

@@ -15,6 +15,6 @@ SIZES = {
 }
 
 
-def build(categories, class_agnostic_corners=False):
-    return kp(categories=categories, corner_categories=1 if class_agnostic_corners else categories,
-              **SIZES)
+def build(**options):
+    """The network for the config's `models.network_options`."""
+    return kp(**SIZES, **options)

@@ -1,7 +1,7 @@
 """The networks: one file per network, `models/<Name>.py`, holding its sizes
-as data and a `build(categories, class_agnostic_corners=False)` factory over
-the one shared implementation in `models/py_utils` (CenterNet, Duan et al.,
-ICCV 2019).
+as data and a `build(**options)` factory over the one shared implementation
+in `models/py_utils` (CenterNet, Duan et al., ICCV 2019); `options` are the
+head and pooling settings of the config (`network_options`).
 
     from models import build_network, available_networks
     net = build_network(cfg)   # models/<cfg.network_name>.py, cfg.db.categories wide
@@ -9,7 +9,10 @@ ICCV 2019).
 The network file is named by the config's `system.network` (or, when that is
 null, by the config's own name). `db.categories` sets the width of the
 heatmaps; with `db.class_agnostic_corners` the corner heatmaps have a single
-channel and the centre heatmap keeps one channel per category. A new network
+channel and the centre heatmap keeps one channel per category; with
+`db.classes_from` "class_map" the centre heatmap has one channel too and a
+class map head names the boxes; `db.center_size` adds the centre size head;
+`db.pool_window` bounds the pools. A new network
 is a new file here with a `build` function: nothing else needs to change.
 """
 
@@ -40,7 +43,17 @@ def build_network(cfg):
     # file names hold '-', so the module is imported by name, not by an import statement
     module = importlib.import_module(f"{__name__}.{name}")
     if not callable(getattr(module, "build", None)):
-        raise ConfigError(f"{module.__file__}: a network file must define "
-                          f"build(categories, class_agnostic_corners=False)")
-    return module.build(categories=cfg.db.categories,
-                        class_agnostic_corners=cfg.db.class_agnostic_corners)
+        raise ConfigError(f"{module.__file__}: a network file must define build(**options)")
+    return module.build(**network_options(cfg))
+
+
+def network_options(cfg) -> dict:
+    """The keyword arguments of `models.py_utils.kp` that the config sets."""
+    db = cfg.db
+    class_map = db.classes_from == "class_map"
+    return {"categories": db.categories,
+            "corner_categories": 1 if db.class_agnostic_corners else db.categories,
+            "center_categories": 1 if class_map else db.categories,
+            "center_size": db.center_size,
+            "class_map": class_map,
+            "pool_window": db.pool_window}

@@ -38,15 +38,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from config import ConfigError
 from models import build_network
-from models.py_utils.kp import AELoss
+from models.py_utils.kp import LOSS_TERMS, AELoss
 
 from . import distributed
 from .snapshot import SnapshotError, load_network_weights
 
-LOSS_NAMES = ("total", "focal", "pull", "push", "regr")
+# size and class are 0 for a network without those heads
+LOSS_NAMES = LOSS_TERMS
 _INPUT_KEYS = ("image", "tl_tags", "br_tags", "ct_tags")
-_TARGET_KEYS = ("tl_heatmap", "br_heatmap", "ct_heatmap", "tag_mask",
-                "tl_regr", "br_regr", "ct_regr")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -83,7 +82,8 @@ class NetworkFactory:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = DistributedDataParallel(self.network, device_ids=device_ids)
         self.loss = AELoss(pull_weight=cfg.system.pull_weight, push_weight=cfg.system.push_weight,
-                           regr_weight=cfg.system.regr_weight)
+                           regr_weight=cfg.system.regr_weight, size_weight=cfg.system.size_weight,
+                           class_weight=cfg.system.class_weight)
         self.optimizer = _optimizer(cfg, [p for p in self.network.parameters() if p.requires_grad])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.iteration = 0  # optimizer steps done
@@ -116,7 +116,7 @@ class NetworkFactory:
             outs = self.model(*inputs)
         losses = self.loss(outs, targets)
 
-        values = torch.stack([loss.detach() for loss in losses])  # (5,)
+        values = torch.stack([losses[name].detach() for name in LOSS_NAMES])
         distributed.all_reduce_sum(values, self.context).div_(self.context.world_size)
         reported = dict(zip(LOSS_NAMES, values.tolist()))
         # every rank sees the same averaged values, so all of them stop together
@@ -124,7 +124,7 @@ class NetworkFactory:
             raise NonFiniteLossError(self.iteration + 1, reported)
 
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(losses[0]).backward()
+        self.scaler.scale(losses["total"]).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.iteration += 1
@@ -139,7 +139,8 @@ class NetworkFactory:
             inputs, targets = self._to_device(batch)
             with self._autocast():
                 outs = self.network(*inputs)
-            return dict(zip(LOSS_NAMES, (loss.item() for loss in self.loss(outs, targets))))
+            losses = self.loss(outs, targets)
+            return {name: losses[name].item() for name in LOSS_NAMES}
         finally:
             self.network.train()
 
@@ -171,7 +172,9 @@ class NetworkFactory:
         non_blocking = self.device.type == "cuda"
         inputs = [batch[k].to(self.device, non_blocking=non_blocking) for k in _INPUT_KEYS]
         inputs[0] = inputs[0].contiguous(memory_format=self.memory_format)
-        targets = [batch[k].to(self.device, non_blocking=non_blocking) for k in _TARGET_KEYS]
+        # every other array of the sampler is a target, by name
+        targets = {k: v.to(self.device, non_blocking=non_blocking)
+                   for k, v in batch.items() if k not in _INPUT_KEYS}
         return inputs, targets
 
     # --- state ---------------------------------------------------------

@@ -35,6 +35,10 @@ The steps, each switchable in the config (`db.*`):
    offset is still the exact coordinate and no index leaves the map.
    `class_agnostic_corners`: corner heatmaps have one channel (every class
    drawn in channel 0); the centre heatmap keeps one channel per class.
+   `classes_from` "class_map": the centre heatmap has one channel too, and
+   "class_map" (h, w) gives every cell an object covers its class (-1
+   elsewhere; where objects overlap, the smaller one's). `center_size`:
+   "ct_size" (L, 2), each object's log width and log height in heatmap cells.
 
 All randomness comes from `rng` (a numpy Generator) and is drawn in a fixed
 order (crop, flip, colour, lighting), only for the steps that are on.
@@ -67,6 +71,8 @@ def kp_detection(image: np.ndarray, record, cfg, rng: np.random.Generator,
     float32; "tl_tags", "br_tags", "ct_tags" (L,) int64 flat indices y * w + x;
     "tag_mask" (L,) bool; "tl_regr", "br_regr", "ct_regr" (L, 2) float32 (x, y)
     offsets; L = cfg.db.max_tag_len. Objects fill the first slots in record order.
+    With the optional heads also "ct_size" (L, 2) float32 and "class_map"
+    (h, w) int64 (module doc, step 5).
     """
     db = cfg.db
     if record.boxes.shape[0] > db.max_tag_len:
@@ -140,10 +146,12 @@ def keypoint_targets(boxes: np.ndarray, classes: np.ndarray, cfg) -> dict:
     out_height, out_width = db.output_sizes[0]
     max_objects = db.max_tag_len
     corner_channels = 1 if db.class_agnostic_corners else db.categories
+    class_map = db.classes_from == "class_map"
+    center_channels = 1 if class_map else db.categories
 
     tl_heatmap = np.zeros((corner_channels, out_height, out_width), dtype=np.float32)
     br_heatmap = np.zeros((corner_channels, out_height, out_width), dtype=np.float32)
-    ct_heatmap = np.zeros((db.categories, out_height, out_width), dtype=np.float32)
+    ct_heatmap = np.zeros((center_channels, out_height, out_width), dtype=np.float32)
     tl_tags = np.zeros((max_objects,), dtype=np.int64)
     br_tags = np.zeros((max_objects,), dtype=np.int64)
     ct_tags = np.zeros((max_objects,), dtype=np.int64)
@@ -167,7 +175,7 @@ def keypoint_targets(boxes: np.ndarray, classes: np.ndarray, cfg) -> dict:
                   for name, (x, y) in points.items()}
 
         maps = {"tl": tl_heatmap[corner_channel], "br": br_heatmap[corner_channel],
-                "ct": ct_heatmap[int(category)]}
+                "ct": ct_heatmap[0 if class_map else int(category)]}
         if db.gaussian_bump:
             if db.gaussian_radius == -1:
                 box_height = math.ceil(box[3] - box[1])
@@ -189,9 +197,42 @@ def keypoint_targets(boxes: np.ndarray, classes: np.ndarray, cfg) -> dict:
             tags[k] = py * out_width + px
         tag_mask[k] = True
 
-    return {"tl_heatmap": tl_heatmap, "br_heatmap": br_heatmap, "ct_heatmap": ct_heatmap,
-            "tl_tags": tl_tags, "br_tags": br_tags, "ct_tags": ct_tags, "tag_mask": tag_mask,
-            "tl_regr": tl_regr, "br_regr": br_regr, "ct_regr": ct_regr}
+    example = {"tl_heatmap": tl_heatmap, "br_heatmap": br_heatmap, "ct_heatmap": ct_heatmap,
+               "tl_tags": tl_tags, "br_tags": br_tags, "ct_tags": ct_tags, "tag_mask": tag_mask,
+               "tl_regr": tl_regr, "br_regr": br_regr, "ct_regr": ct_regr}
+    if db.center_size:
+        example["ct_size"] = log_sizes(out_boxes, max_objects)
+    if class_map:
+        example["class_map"] = class_labels(out_boxes, classes, out_height, out_width)
+    return example
+
+
+# A box narrower than this many heatmap cells counts as this wide in log space
+# (a box cut to a sliver by the crop).
+MIN_SIZE_CELLS = 0.25
+
+
+def log_sizes(out_boxes: np.ndarray, slots: int) -> np.ndarray:
+    """(slots, 2) float32: log width and log height of each box (N, 4) in
+    heatmap cells, zeros in the unused slots."""
+    sizes = np.zeros((slots, 2), dtype=np.float32)
+    extent = np.maximum(out_boxes[:, 2:4] - out_boxes[:, 0:2], MIN_SIZE_CELLS)
+    sizes[:len(out_boxes)] = np.log(extent)
+    return sizes
+
+
+def class_labels(out_boxes: np.ndarray, classes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(height, width) int64: the class of the object covering each cell, -1
+    where none does; a cell is covered when the box overlaps it at all, and
+    where boxes overlap the smaller box's class wins (drawn last)."""
+    labels = np.full((height, width), -1, dtype=np.int64)
+    areas = (out_boxes[:, 2] - out_boxes[:, 0]) * (out_boxes[:, 3] - out_boxes[:, 1])
+    for k in np.argsort(-areas, kind="stable"):
+        x1, y1, x2, y2 = out_boxes[k]
+        left, top = min(int(x1), width - 1), min(int(y1), height - 1)
+        right, bottom = max(left + 1, math.ceil(x2)), max(top + 1, math.ceil(y2))
+        labels[top:bottom, left:right] = classes[k]
+    return labels
 
 
 def _pixel(coordinate: np.float32, size: int) -> int:

@@ -19,6 +19,16 @@ yields the same box under each class it considers, ranked by the centre's
 confidence, as a detector with per-class box scores (FCOS, RetinaNet) does,
 instead of a single guess that is wrong as often as not.
 
+With `db.classes_from` "class_map" the centres carry no class: any centre
+confirms a box, whose category the decoder already read from the class map
+over the box (models/py_utils/kp_utils.py, `box_class_probabilities`).
+
+With `db.center_size` every centre also predicts its object's width and
+height, and it confirms only a box whose width and height are within a
+factor `db.size_tolerance` of its prediction. On a grid of problems a
+top-left corner of one row and a bottom-right corner two rows down make a box
+whose central region holds the middle problem's centre; its size does not.
+
 Everything here is in image pixels, after every scale and flip has been
 mapped back, so centres found at any test scale confirm boxes of every scale.
 """
@@ -29,8 +39,8 @@ import numpy as np
 
 # detection columns (the layout of models.py_utils.kp_utils._decode)
 X1, Y1, X2, Y2, SCORE, TL_SCORE, BR_SCORE, CLASS = range(8)
-# centre columns
-CX, CY, C_CLASS, C_SCORE = range(4)
+# centre columns (C_WIDTH, C_HEIGHT only with db.center_size)
+CX, CY, C_CLASS, C_SCORE, C_WIDTH, C_HEIGHT = range(6)
 
 # Bound on the (centres x boxes) comparison matrix built at once, so that many
 # scales with a large top_k do not need gigabytes.
@@ -51,33 +61,63 @@ def central_regions(boxes: np.ndarray, area_limit: float, small_n: int, large_n:
 def center_check(detections: np.ndarray, centers: np.ndarray, cfg) -> np.ndarray:
     """Keep the boxes confirmed by a centre; rescore them (tl + br + ct) / 3.
 
-    detections: (N, 8) x1, y1, x2, y2, score, tl_score, br_score, class, in
-    image pixels; rows with score -1 (rejected pairs) are dropped.
-    centers: (M, 4) x, y, class, score in image pixels.
-    Returns (N', 8), the confirmed boxes with their new score (and class).
+    detections: (N, D) x1, y1, x2, y2, score, tl_score, br_score, class (and
+    the class probabilities of a class map), in image pixels; rows with
+    score -1 (rejected pairs) are dropped.
+    centers: (M, 4) x, y, class, score in image pixels (M, 6 with the
+    predicted width and height).
+    Returns (N', D), the confirmed boxes with their new score (and class).
     """
     detections = detections[detections[:, SCORE] > -1]
     if len(detections) == 0 or len(centers) == 0:
-        return np.zeros((0, 8), dtype=np.float32)
+        return np.zeros((0, detections.shape[1]), dtype=np.float32)
 
     regions = central_regions(detections[:, :4], cfg.db.center_region_area,
                               cfg.db.center_region_small_n, cfg.db.center_region_large_n)
+    fits = _size_agreement(detections, cfg.db.size_tolerance) if cfg.db.center_size else None
+    if cfg.db.classes_from == "class_map":
+        return _confirm(detections, regions, centers, fits)
     if not cfg.db.class_agnostic_corners:
-        same_class = centers[:, C_CLASS, None] == detections[None, :, CLASS]
-        return _confirm(detections, regions, centers, lambda part: same_class[:, part])
+        def same_class(of_centers, part):
+            return of_centers[:, C_CLASS, None] == detections[None, part, CLASS]
+        return _confirm(detections, regions, centers, _both(same_class, fits))
 
     kept = []
     for category in np.unique(centers[:, C_CLASS]):
         of_class = centers[centers[:, C_CLASS] == category]
-        confirmed = _confirm(detections, regions, of_class, None)
+        confirmed = _confirm(detections, regions, of_class, fits)
         confirmed[:, CLASS] = category
         kept.append(confirmed)
     return np.concatenate(kept, axis=0)
 
 
-def _confirm(detections, regions, centers, class_match):
-    """The boxes with a centre inside their region (and of their class when
-    `class_match(part)` gives the (M, n) class agreement), rescored."""
+def _size_agreement(detections, tolerance):
+    """agree(centers, part) -> (M, n): the box's width and height are within
+    a factor `tolerance` of each centre's predicted ones."""
+    widths = detections[:, X2] - detections[:, X1]
+    heights = detections[:, Y2] - detections[:, Y1]
+    limit = np.log(tolerance)
+
+    def agree(centers, part):
+        if centers.shape[1] <= C_HEIGHT:
+            raise ValueError("db.center_size is set but the centres carry no predicted size: "
+                             "the network has no size head (was it trained with center_size?)")
+        pred_w = np.maximum(centers[:, C_WIDTH, None], 1e-6)
+        pred_h = np.maximum(centers[:, C_HEIGHT, None], 1e-6)
+        return ((np.abs(np.log(np.maximum(widths[None, part], 1e-6) / pred_w)) <= limit)
+                & (np.abs(np.log(np.maximum(heights[None, part], 1e-6) / pred_h)) <= limit))
+    return agree
+
+
+def _both(first, second):
+    if second is None:
+        return first
+    return lambda centers, part: first(centers, part) & second(centers, part)
+
+
+def _confirm(detections, regions, centers, agree):
+    """The boxes with a centre inside their region (and, when
+    `agree(centers, part)` gives an (M, n) agreement, agreeing), rescored."""
     best_score = np.full(len(detections), -np.inf, dtype=np.float64)
     chunk = max(1, _MAX_PAIRS // len(centers))
     cx, cy = centers[:, CX, None], centers[:, CY, None]  # (M, 1)
@@ -85,8 +125,8 @@ def _confirm(detections, regions, centers, class_match):
         part = slice(start, start + chunk)
         left, top, right, bottom = (regions[part, i][None, :] for i in range(4))  # (1, n)
         inside = (cx > left) & (cx < right) & (cy > top) & (cy < bottom)  # (M, n)
-        if class_match is not None:
-            inside &= class_match(part)
+        if agree is not None:
+            inside &= agree(centers, part)
         scores = np.where(inside, centers[:, C_SCORE, None], -np.inf)  # (M, n)
         best_score[part] = scores.max(axis=0)
 

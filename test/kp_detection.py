@@ -47,7 +47,7 @@ import torch
 
 from models.py_utils.kp_utils import _decode
 
-from .center_check import SCORE, X1, X2, Y1, Y2, center_check
+from .center_check import C_HEIGHT, C_WIDTH, SCORE, X1, X2, Y1, Y2, center_check
 from .merge import merge_detections
 from .timing import StageTimer
 
@@ -171,12 +171,12 @@ def decode_scale(net, images: torch.Tensor, cfg, device, timer: StageTimer):
                 images = images.contiguous(memory_format=torch.channels_last)
             with _autocast(cfg, device):
                 outputs = net.predict(images)
-            outputs = [o.float() for o in outputs]
+            outputs = {name: o.float() for name, o in outputs.items()}
         with timer.stage("decoding", synchronize=True):
-            detections, centers = _decode(*outputs, K=cfg.db.top_k, kernel=cfg.db.nms_kernel,
+            detections, centers = _decode(**outputs, K=cfg.db.top_k, kernel=cfg.db.nms_kernel,
                                           ae_threshold=cfg.db.ae_threshold,
                                           num_dets=cfg.db.num_dets)
-    heatmap_size = tuple(outputs[0].shape[-2:])
+    heatmap_size = tuple(outputs["tl_heat"].shape[-2:])
     return detections, centers, heatmap_size
 
 
@@ -211,8 +211,8 @@ def map_to_image(detections: np.ndarray, centers: np.ndarray, heatmap_size, scal
         detections[1, :, X2] = heat_w - detections[1, :, X1]
         detections[1, :, X1] = mirrored_x1
         centers[1, :, 0] = heat_w - centers[1, :, 0]
-    detections = detections.reshape(-1, 8)
-    centers = centers.reshape(-1, 4)
+    detections = detections.reshape(-1, detections.shape[-1])
+    centers = centers.reshape(-1, centers.shape[-1])
     detections = detections[detections[:, SCORE] > -1]
 
     input_h, input_w = scaled.input_size
@@ -231,6 +231,9 @@ def map_to_image(detections: np.ndarray, centers: np.ndarray, heatmap_size, scal
 
     centers[:, 0] = np.clip((centers[:, 0] * (input_w / heat_w) - left) * (width / new_w), 0, width)
     centers[:, 1] = np.clip((centers[:, 1] * (input_h / heat_h) - top) * (height / new_h), 0, height)
+    if centers.shape[1] > C_HEIGHT:  # predicted sizes, heatmap cells -> image pixels
+        centers[:, C_WIDTH] *= (input_w / heat_w) * (width / new_w)
+        centers[:, C_HEIGHT] *= (input_h / heat_h) * (height / new_h)
     return detections, centers
 
 

@@ -7,6 +7,13 @@ Settings: `db.merge_bbox` picks soft_nms_merge (with `db.weight_exp`) over
 soft_nms; `db.nms_algorithm` the method ("nms", "linear_soft_nms",
 "exp_soft_nms"); `db.nms_threshold` the IoU threshold Nt;
 `db.score_threshold` the score below which (soft-)NMS drops a box.
+
+With `db.classes_from` "class_map" a box has one place and a probability
+for every category, so suppression runs once over all boxes (problems on a
+page do not overlap), and each kept box is then reported under its
+`db.classes_per_box` likeliest categories, scored box score x probability:
+the best category ranks the box, the others keep it findable for AP when the
+best one is wrong.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ def empty_detections() -> np.ndarray:
 
 
 def suppress_class(boxes: np.ndarray, cfg) -> np.ndarray:
-    """(N, 7) x1, y1, x2, y2, score, tl, br of one class -> the rows (soft-)NMS keeps."""
+    """(N, D >= 7) x1, y1, x2, y2, score, tl, br, ... of one class -> the rows
+    (soft-)NMS keeps, whole."""
     if len(boxes) == 0:
         return boxes
     boxes = np.ascontiguousarray(boxes, dtype=np.float32)
@@ -47,6 +55,8 @@ def merge_detections(detections: np.ndarray, cfg) -> np.ndarray:
     """
     if len(detections) == 0:
         return empty_detections()
+    if cfg.db.classes_from == "class_map":
+        return _by_class_probabilities(suppress_class(detections, cfg), cfg)
     classes = detections[:, CLASS].astype(np.int64)
     merged = []
     for category in np.unique(classes):
@@ -62,3 +72,21 @@ def merge_detections(detections: np.ndarray, cfg) -> np.ndarray:
     # stable sort: equal scores keep class order, so results are reproducible
     order = np.argsort(-merged[:, 4], kind="stable")[:cfg.db.max_per_image]
     return merged[order]
+
+
+def _by_class_probabilities(kept: np.ndarray, cfg) -> np.ndarray:
+    """Kept boxes (N, 8 + C) with their class probabilities in columns 8: ->
+    (N', 6) rows, one per box and likely category, best first."""
+    if len(kept) == 0:
+        return empty_detections()
+    probabilities = kept[:, CLASS + 1:]
+    per_box = min(cfg.db.classes_per_box, probabilities.shape[1])
+    ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :per_box]  # (N, per_box)
+    rows = np.empty((len(kept), per_box, 6), dtype=np.float32)
+    rows[:, :, :4] = kept[:, None, :4]
+    rows[:, :, 4] = kept[:, 4, None] * np.take_along_axis(probabilities, ranked, axis=1)
+    rows[:, :, 5] = ranked
+    rows = rows.reshape(-1, 6)
+    rows = rows[rows[:, 4] >= cfg.db.score_threshold]
+    order = np.argsort(-rows[:, 4], kind="stable")[:cfg.db.max_per_image]
+    return rows[order]

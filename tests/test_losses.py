@@ -162,7 +162,12 @@ def test_regr_loss_by_hand():
     assert _regr_loss(regr, gt, torch.zeros_like(mask)).item() == 0
 
 
+HEAD_ORDER = ("tl_heat", "br_heat", "ct_heat", "tl_tag", "br_tag", "tl_regr", "br_regr", "ct_regr")
+TARGET_ORDER = ("tl_heatmap", "br_heatmap", "ct_heatmap", "tag_mask", "tl_regr", "br_regr", "ct_regr")
+
+
 def _outputs_and_targets(batch=2, categories=3, size=8, slots=5, dtype=torch.float32):
+    """One stack's outputs (a dict, as kp.forward gives) and the targets (a dict)."""
     generator = torch.Generator().manual_seed(1)
     rand = lambda *shape: torch.randn(*shape, generator=generator)  # noqa: E731
     outs = [rand(batch, categories, size, size) for _ in range(3)]
@@ -174,36 +179,71 @@ def _outputs_and_targets(batch=2, categories=3, size=8, slots=5, dtype=torch.flo
     mask[:, :2] = True
     targets = [heat, heat.clone(), heat.clone(), mask] + [torch.rand(batch, slots, 2, generator=generator)
                                                           for _ in range(3)]
-    return [o.to(dtype).requires_grad_() for o in outs], targets
+    outs = {name: o.to(dtype).requires_grad_() for name, o in zip(HEAD_ORDER, outs)}
+    return outs, dict(zip(TARGET_ORDER, targets))
 
 
 def test_aeloss_combines_the_terms():
     outs, targets = _outputs_and_targets()
-    total, focal, pull, push, regr = AELoss(pull_weight=0.1, push_weight=0.1, regr_weight=1)(outs, targets)
-    heats = [_sigmoid(o) for o in outs[:3]]
-    expected_focal = sum(_neg_loss([h], t) for h, t in zip(heats, targets[:3]))
-    raw_pull, raw_push = _ae_loss(outs[3], outs[4], targets[3])
-    expected_regr = sum(_regr_loss(o, t, targets[3]) for o, t in zip(outs[5:], targets[4:]))
+    losses = AELoss(pull_weight=0.1, push_weight=0.1, regr_weight=1)([outs], targets)
+    total, focal, pull, push, regr = (losses[k] for k in ("total", "focal", "pull", "push", "regr"))
+    heats = [_sigmoid(outs[k]) for k in ("tl_heat", "br_heat", "ct_heat")]
+    expected_focal = sum(_neg_loss([h], targets[t]) for h, t in
+                         zip(heats, ("tl_heatmap", "br_heatmap", "ct_heatmap")))
+    mask = targets["tag_mask"]
+    raw_pull, raw_push = _ae_loss(outs["tl_tag"], outs["br_tag"], mask)
+    expected_regr = sum(_regr_loss(outs[k], targets[k], mask) for k in ("tl_regr", "br_regr", "ct_regr"))
     assert torch.allclose(focal, expected_focal)
     assert torch.allclose(pull, 0.1 * raw_pull) and torch.allclose(push, 0.1 * raw_push)
     assert torch.allclose(regr, expected_regr)
+    assert losses["size"] == 0 and losses["class"] == 0  # no such heads
     assert torch.allclose(total, focal + pull + push + regr)
-    assert all(t.dim() == 0 for t in (total, focal, pull, push, regr))
+    assert all(t.dim() == 0 for t in losses.values())
     total.backward()
-    assert all(o.grad is not None and torch.isfinite(o.grad).all() for o in outs)
+    assert all(o.grad is not None and torch.isfinite(o.grad).all() for o in outs.values())
 
 
 def test_aeloss_averages_over_stacks():
     outs, targets = _outputs_and_targets()
-    one = AELoss()(outs, targets)
-    two = AELoss()(outs + outs, targets)
-    for a, b in zip(one, two):
-        assert torch.allclose(a, b)
+    one = AELoss()([outs], targets)
+    two = AELoss()([outs, outs], targets)
+    for name in one:
+        assert torch.allclose(one[name], two[name])
 
 
 def test_aeloss_is_float32_for_bfloat16_outputs():
     outs, targets = _outputs_and_targets(dtype=torch.bfloat16)
-    losses = AELoss()(outs, targets)
-    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in losses)
-    losses[0].backward()
-    assert all(o.grad.dtype == torch.bfloat16 for o in outs)
+    losses = AELoss()([outs], targets)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in losses.values())
+    losses["total"].backward()
+    assert all(o.grad.dtype == torch.bfloat16 for o in outs.values())
+
+
+def test_aeloss_names_the_head_whose_target_does_not_fit():
+    outs, targets = _outputs_and_targets(categories=3)
+    targets["ct_heatmap"] = torch.zeros(2, 6, 8, 8)
+    with pytest.raises(ValueError) as error:
+        AELoss()([outs], targets)
+    message = str(error.value)
+    assert "ct_heat" in message and "(2, 3, 8, 8)" in message and "(2, 6, 8, 8)" in message
+    assert "db.categories" in message
+
+
+def test_size_and_class_map_losses():
+    outs, targets = _outputs_and_targets()
+    mask = targets["tag_mask"]
+    true_sizes = torch.rand(2, 5, 2)
+    outs["ct_size"] = (true_sizes + 0.5).requires_grad_()     # every size off by 0.5
+    labels = torch.full((2, 8, 8), -1, dtype=torch.long)
+    labels[0, 2:4, 1:6] = 4
+    logits = torch.zeros(2, 6, 8, 8)
+    logits[:, 4] = 10.0                                       # class 4 everywhere, sure
+    outs["cls_map"] = logits.requires_grad_()
+    targets.update(ct_size=true_sizes, class_map=labels)
+    losses = AELoss(size_weight=2.0, class_weight=1.0)([outs], targets)
+    # L1 of 0.5 on each of 2 values per object, per object: 1.0, weighted 2
+    assert losses["size"].item() == pytest.approx(2 * 0.5 * 2 * mask.sum().item() / mask.sum().item(), rel=1e-3)
+    assert losses["class"].item() == pytest.approx(-torch.log_softmax(logits[0, :, 2, 1], 0)[4].item(), rel=1e-4)
+    labels[0, 2, 1] = 0                                       # one cell of another class
+    worse = AELoss()([outs], {**targets, "class_map": labels})["class"]
+    assert worse > losses["class"]

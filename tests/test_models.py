@@ -87,20 +87,30 @@ def test_small_network_trains_and_predicts(name):
     corners = 1 if cfg.db.class_agnostic_corners else categories
 
     outs = net(images, tl_inds, br_inds, ct_inds)
-    assert len(outs) == 8 * net.nstack
-    expected = ([(batch, corners, out, out)] * 2 + [(batch, categories, out, out)]
-                + [(batch, slots, 1)] * 2 + [(batch, slots, 2)] * 3)
-    assert [tuple(o.shape) for o in outs] == expected * net.nstack
+    assert len(outs) == net.nstack
+    centres = 1 if cfg.db.classes_from == "class_map" else categories
+    expected = {"tl_heat": (batch, corners, out, out), "br_heat": (batch, corners, out, out),
+                "ct_heat": (batch, centres, out, out), "tl_tag": (batch, slots, 1),
+                "br_tag": (batch, slots, 1), "tl_regr": (batch, slots, 2),
+                "br_regr": (batch, slots, 2), "ct_regr": (batch, slots, 2)}
+    if cfg.db.center_size:
+        expected["ct_size"] = (batch, slots, 2)
+    if cfg.db.classes_from == "class_map":
+        expected["cls_map"] = (batch, categories, out, out)
+    assert all({k: tuple(v.shape) for k, v in stack.items()} == expected for stack in outs)
 
     corner_heat = torch.zeros(batch, corners, out, out)
     corner_heat[0, 0, 3, 4] = 1
-    centre_heat = torch.zeros(batch, categories, out, out)
+    centre_heat = torch.zeros(batch, centres, out, out)
     centre_heat[0, 0, 3, 4] = 1
     mask = torch.zeros(batch, slots, dtype=torch.bool)
     mask[:, :3] = True
-    targets = ([corner_heat, corner_heat, centre_heat, mask]
-               + [torch.rand(batch, slots, 2) for _ in range(3)])
-    total = AELoss()(outs, targets)[0]
+    targets = {"tl_heatmap": corner_heat, "br_heatmap": corner_heat, "ct_heatmap": centre_heat,
+               "tag_mask": mask, "tl_regr": torch.rand(batch, slots, 2),
+               "br_regr": torch.rand(batch, slots, 2), "ct_regr": torch.rand(batch, slots, 2),
+               "ct_size": torch.rand(batch, slots, 2),
+               "class_map": torch.randint(-1, categories, (batch, out, out))}
+    total = AELoss()(outs, targets)["total"]
     total.backward()
     for param_name, param in net.named_parameters():
         assert param.grad is not None, f"{param_name} got no gradient"
@@ -109,14 +119,20 @@ def test_small_network_trains_and_predicts(name):
     net.eval()
     with torch.no_grad():
         maps = net.predict(images)
-    assert [tuple(m.shape) for m in maps] == [
-        (batch, corners, out, out), (batch, corners, out, out), (batch, 1, out, out),
-        (batch, 1, out, out), (batch, 2, out, out), (batch, 2, out, out),
-        (batch, categories, out, out), (batch, 2, out, out)]
-    detections, center = _decode(*maps, K=cfg.db.top_k, kernel=cfg.db.nms_kernel,
+    assert tuple(maps) == net.heads
+    assert {k: tuple(m.shape) for k, m in maps.items()} == {
+        "tl_heat": (batch, corners, out, out), "br_heat": (batch, corners, out, out),
+        "ct_heat": (batch, centres, out, out), "tl_tag": (batch, 1, out, out),
+        "br_tag": (batch, 1, out, out), "tl_regr": (batch, 2, out, out),
+        "br_regr": (batch, 2, out, out), "ct_regr": (batch, 2, out, out),
+        **({"ct_size": (batch, 2, out, out)} if cfg.db.center_size else {}),
+        **({"cls_map": (batch, categories, out, out)}
+           if cfg.db.classes_from == "class_map" else {})}
+    detections, center = _decode(**maps, K=cfg.db.top_k, kernel=cfg.db.nms_kernel,
                                  ae_threshold=cfg.db.ae_threshold, num_dets=cfg.db.num_dets)
     assert detections.shape[:2] == (batch, min(cfg.db.num_dets, cfg.db.top_k ** 2))
-    assert center.shape == (batch, cfg.db.top_k, 4)
+    assert detections.shape[2] == 8 + (categories if "cls_map" in maps else 0)
+    assert center.shape == (batch, cfg.db.top_k, 6 if cfg.db.center_size else 4)
 
 
 @pytest.mark.parametrize("name", small_configs())
@@ -128,12 +144,20 @@ def test_heads_follow_the_category_count(name):
     images, _, out = training_inputs(cfg, batch=1)
     with torch.no_grad():
         maps = net.predict(images)
-    assert maps[0].shape == maps[1].shape == maps[6].shape == (1, 3, out, out)
+    assert maps["tl_heat"].shape == maps["br_heat"].shape == maps["ct_heat"].shape == (1, 3, out, out)
 
-    agnostic = load_config(name, overrides={"db": {"class_agnostic_corners": True}}, check_data=False)
+    agnostic = load_config(name, overrides={"db": {"class_agnostic_corners": True,
+                                                   "classes_from": "centers"}}, check_data=False)
     widths = head_widths(build_on_meta(agnostic))
     assert widths["tl_heats"] == widths["br_heats"] == 1
     assert widths["ct_heats"] == agnostic.db.categories
+
+    class_map = load_config(name, overrides={"db": {"class_agnostic_corners": True,
+                                                    "classes_from": "class_map"}}, check_data=False)
+    net = build_on_meta(class_map)
+    widths = head_widths(net)
+    assert widths["tl_heats"] == widths["br_heats"] == widths["ct_heats"] == 1
+    assert net.cls_maps[-1][-1].out_channels == class_map.db.categories
 
 
 def two_stack_network(categories=3):
@@ -148,19 +172,18 @@ def test_two_stacks_supervise_both_and_predict_from_the_last():
     images = torch.randn(2, 3, 63, 63)
     inds = torch.randint(0, 16 * 16, (2, 4))
     outs = net(images, inds, inds, inds)
-    assert len(outs) == 16
-    sum(o.float().square().mean() for o in outs).backward()
+    assert len(outs) == 2
+    sum(o.float().square().mean() for stack in outs for o in stack.values()).backward()
     assert all(p.grad is not None for p in net.parameters())
 
     net.eval()
     with torch.no_grad():
-        last = net(images, inds, inds, inds)[8:]
+        last = net(images, inds, inds, inds)[1]
         maps = net.predict(images)
-    tl_heat, br_heat, tl_tag, br_tag, tl_regr, br_regr, ct_heat, ct_regr = maps
-    assert torch.allclose(tl_heat, last[0]) and torch.allclose(br_heat, last[1])
-    assert torch.allclose(ct_heat, last[2])
-    gathered = tl_tag.flatten(2).gather(2, inds.unsqueeze(1)).transpose(1, 2)
-    assert torch.allclose(gathered, last[3])
+    for name in ("tl_heat", "br_heat", "ct_heat"):
+        assert torch.allclose(maps[name], last[name])
+    gathered = maps["tl_tag"].flatten(2).gather(2, inds.unsqueeze(1)).transpose(1, 2)
+    assert torch.allclose(gathered, last["tl_tag"])
 
 
 def test_channels_last_and_odd_sizes_give_the_same_maps():
@@ -168,11 +191,11 @@ def test_channels_last_and_odd_sizes_give_the_same_maps():
     images = torch.randn(1, 3, 50, 70)  # heatmaps 13 x 18: not multiples of 4
     with torch.no_grad():
         expected = net.predict(images)
-        assert expected[0].shape == (1, 3, 13, 18)
+        assert expected["tl_heat"].shape == (1, 3, 13, 18)
         net_cl = net.to(memory_format=torch.channels_last)
         got = net_cl.predict(images.contiguous(memory_format=torch.channels_last))
-    for a, b in zip(got, expected):
-        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    for name in expected:
+        assert torch.allclose(got[name], expected[name], atol=1e-4, rtol=1e-4)
 
 
 def test_bfloat16_autocast_trains():
@@ -181,13 +204,16 @@ def test_bfloat16_autocast_trains():
     inds = torch.randint(0, 16 * 16, (1, 4))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         outs = net(images, inds, inds, inds)
-    assert outs[0].dtype == torch.bfloat16
+    assert outs[0]["tl_heat"].dtype == torch.bfloat16
     heat = torch.zeros(1, 3, 16, 16)
     heat[0, 1, 2, 2] = 1
     mask = torch.ones(1, 4, dtype=torch.bool)
-    losses = AELoss()(outs, [heat, heat, heat, mask] + [torch.rand(1, 4, 2)] * 3)
-    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in losses)
-    losses[0].backward()
+    targets = {"tl_heatmap": heat, "br_heatmap": heat, "ct_heatmap": heat, "tag_mask": mask,
+               "tl_regr": torch.rand(1, 4, 2), "br_regr": torch.rand(1, 4, 2),
+               "ct_regr": torch.rand(1, 4, 2)}
+    losses = AELoss()(outs, targets)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t) for t in losses.values())
+    losses["total"].backward()
     assert all(torch.isfinite(p.grad).all() for p in net.parameters())
 
 
@@ -200,6 +226,6 @@ def test_autocast_on_cuda_matches_fp32(dtype):
         expected = net.predict(images)
         with torch.autocast("cuda", dtype=dtype):
             got = net.predict(images)
-    assert got[0].dtype == dtype
-    for a, b in zip(got, expected):
-        assert torch.allclose(a.float(), b, atol=0.1, rtol=0.05)
+    assert got["tl_heat"].dtype == dtype
+    for name in expected:
+        assert torch.allclose(got[name].float(), expected[name], atol=0.1, rtol=0.05)

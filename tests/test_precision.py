@@ -36,13 +36,12 @@ def heat_probabilities(net, cfg, image):
 
     def capture(images):
         outputs = original(images)
-        captured["maps"] = [o.float() for o in outputs]
+        captured["maps"] = {name: o.float() for name, o in outputs.items()}
         return outputs
 
     net.predict = capture
     decode_scale(net, scaled.images, cfg, torch.device("cpu"), StageTimer())
-    tl, br, _, _, _, _, ct, _ = captured["maps"]
-    return [torch.sigmoid(m) for m in (tl, br, ct)]
+    return [torch.sigmoid(captured["maps"][name]) for name in ("tl_heat", "br_heat", "ct_heat")]
 
 
 def test_bf16_predictions_agree_with_fp32():

@@ -167,7 +167,10 @@ class FakeNetwork(torch.nn.Module):
                     canvas[:, :m.shape[1], left:left + m.shape[2]] = m
                     placed.append(canvas)
                 batch.append(placed)
-        return tuple(torch.from_numpy(np.stack(maps)).to(images.device) for maps in zip(*batch))
+        # the maps by name, as kp.predict gives them
+        names = ("tl_heat", "br_heat", "tl_tag", "br_tag", "tl_regr", "br_regr", "ct_heat", "ct_regr")
+        return {name: torch.from_numpy(np.stack(maps)).to(images.device)
+                for name, maps in zip(names, zip(*batch))}
 
 
 def perfect_network(records, cfg, **options):
@@ -655,13 +658,13 @@ def test_demo_py_on_a_folder_writes_a_picture_and_json_per_image(snapshot_config
 def test_demo_finds_the_images_of_a_file_a_folder_and_a_ks_list(tmp_path, pages_dir):
     import demo
     names = sorted(n for n in os.listdir(pages_dir) if n.endswith(".jpg"))
-    assert demo.image_paths(pages_dir) == [os.path.join(pages_dir, n) for n in names]
+    assert demo.image_paths(pages_dir)[0] == [os.path.join(pages_dir, n) for n in names]
     single = os.path.join(pages_dir, names[0])
-    assert demo.image_paths(single) == [single]
+    assert demo.image_paths(single) == ([single], [])
     listing = tmp_path / "ks_demo.txt"
     listing.write_text("\ufeff# pictures\r\n\r\n" + f"{single} 1,2,30,40,0\r\n"
                        + f"{os.path.relpath(single, tmp_path)}\r\n", encoding="utf-8")
-    assert [os.path.normpath(p) for p in demo.image_paths(str(listing))] == [single, single]
+    assert [os.path.normpath(p) for p in demo.image_paths(str(listing))[0]] == [single, single]
     assert demo.unique_stems([single, single, "/x/other.png"]) == ["页_0", "页_0_2", "other"]
     with pytest.raises(ValueError, match="no such file"):
         demo.image_paths(str(tmp_path / "missing"))

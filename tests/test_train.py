@@ -196,9 +196,9 @@ def test_nan_loss_stops_and_keeps_last_snapshot(tmp_path, pages, monkeypatch, ca
             real_loss = factory.loss.forward
 
             def nan_focal(outs, targets):
-                total, focal, pull, push, regr = real_loss(outs, targets)
-                focal = focal * float("nan")
-                return total + focal, focal, pull, push, regr
+                losses = real_loss(outs, targets)
+                focal = losses["focal"] * float("nan")
+                return {**losses, "total": losses["total"] + focal, "focal": focal}
             factory.loss.forward = nan_focal
         return real_forward(factory, batch)
 

@@ -25,6 +25,13 @@ Two exact methods in one custom autograd function, picked by device
   as one cummin/cummax of positions and one scatter_add, a dozen kernels
   instead of the hundreds of tiny launches of a slice loop.
 
+A pool may also be bounded (`window`, a config key for dense pages): the
+maximum over the next `window` positions only, e.g. TopPool
+out[..., h, w] = max over h <= h' <= h + window. It is a different operator
+(CenterNet's pools run to the border), computed by log-step doubling:
+ceil(log2(window + 1)) elementwise maxima of shifted copies, each exact, with
+PyTorch's autograd (ties share the gradient).
+
 Backward sends each output's gradient whole to the one input that holds its
 maximum. Where several inputs tie for the maximum it picks the one farthest
 from the output, exactly as the original CUDA/C++ extension does (its scan
@@ -173,14 +180,38 @@ class _DirectionalMax(torch.autograd.Function):
         return grad_in, None, None, None
 
 
-def directional_max(x, dim, from_end, method=None):
+def windowed_max(x, dim, ahead, behind=0):
+    """Maximum of `x` over positions i - behind .. i + ahead along `dim` (the
+    parts of the window beyond the tensor are left out), by doubling."""
+    for reach, forward in ((ahead, True), (behind, False)):
+        n = x.size(dim)
+        reach = min(reach, n - 1)
+        covered = 0  # x[i] holds the max over the `covered` positions beyond i
+        while covered < reach:
+            step = min(covered + 1, reach - covered)
+            near, far = x.narrow(dim, 0, n - step), x.narrow(dim, step, n - step)
+            if forward:   # position i takes i + step
+                x = torch.cat([torch.maximum(near, far), x.narrow(dim, n - step, step)], dim)
+            else:         # position i takes i - step
+                x = torch.cat([x.narrow(dim, 0, step), torch.maximum(far, near)], dim)
+            covered += step
+    return x
+
+
+def directional_max(x, dim, from_end, method=None, window=None):
     """Running maximum of `x` along `dim` (2: height, 3: width) of a
     (B, C, H, W) tensor, from the end (positions >= i) or from the start.
     `method`: "slices" or "whole" (both exact, same gradients); None picks
-    the faster for the tensor's device."""
+    the faster for the tensor's device. `window`: look only this many
+    positions beyond i (None: to the border, CenterNet's pools)."""
     if x.dim() != 4 or dim not in (2, 3):
         raise ValueError(f"corner pooling takes (B, C, H, W) tensors along dim 2 or 3, "
                          f"got shape {tuple(x.shape)} and dim {dim}")
+    if window is not None:
+        if window < 0:
+            raise ValueError(f"a pooling window is >= 0 positions, got {window}")
+        return windowed_max(x, dim, ahead=window) if from_end else \
+            windowed_max(x, dim, ahead=0, behind=window)
     method = method or default_method(x)
     if method not in _METHODS:
         raise ValueError(f"unknown corner pooling method {method!r}; use one of {sorted(_METHODS)}")
@@ -189,29 +220,35 @@ def directional_max(x, dim, from_end, method=None):
     return _DirectionalMax.apply(x, dim, from_end, method)
 
 
-class TopPool(nn.Module):
+class _Pool(nn.Module):
+    dim = from_end = None
+
+    def __init__(self, window=None):
+        super().__init__()
+        self.window = window
+
+    def forward(self, x):
+        return directional_max(x, self.dim, from_end=self.from_end, window=self.window)
+
+    def extra_repr(self):
+        return "" if self.window is None else f"window={self.window}"
+
+
+class TopPool(_Pool):
     """out[..., h, w] = max over h' >= h: the top-left corner looks down."""
-
-    def forward(self, x):
-        return directional_max(x, 2, from_end=True)
+    dim, from_end = 2, True
 
 
-class BottomPool(nn.Module):
+class BottomPool(_Pool):
     """out[..., h, w] = max over h' <= h: the bottom-right corner looks up."""
-
-    def forward(self, x):
-        return directional_max(x, 2, from_end=False)
+    dim, from_end = 2, False
 
 
-class LeftPool(nn.Module):
+class LeftPool(_Pool):
     """out[..., h, w] = max over w' >= w: the top-left corner looks right."""
-
-    def forward(self, x):
-        return directional_max(x, 3, from_end=True)
+    dim, from_end = 3, True
 
 
-class RightPool(nn.Module):
+class RightPool(_Pool):
     """out[..., h, w] = max over w' <= w: the bottom-right corner looks left."""
-
-    def forward(self, x):
-        return directional_max(x, 3, from_end=False)
+    dim, from_end = 3, False

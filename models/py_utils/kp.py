@@ -13,8 +13,23 @@ the original's keys.
 
 Heatmaps and offsets are at stride 4: (H - 1) // 4 + 1 per side. Every model
 file under models/ calls `kp` with its sizes; nothing here reads a config.
+
+Outputs travel by name (HEADS): `forward` gives one dict per stack, `predict`
+the last stack's dict, and the loss and the decoder read them by name. Two
+heads exist only when asked for (both off in the paper's networks):
+- "ct_size" (center_size): the object's log width and log height, in heatmap
+  cells, at its centre (as "Objects as Points" regresses sizes), so that the
+  centre check can refuse corner pairs whose box disagrees with the centre
+  inside it: on a grid of problems a top-left corner of one row and a
+  bottom-right corner two rows down make a box whose central region holds
+  the middle problem's centre;
+- "cls_map" (class_map): a dense map of class logits, trained on every cell
+  of every object; the decoder reads a box's category from it over the box,
+  and the centre heatmap then has one channel ("is there a centre here").
 """
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .hourglass import kp_module
@@ -34,24 +49,36 @@ def _heads(nstack, cnv_dim, curr_dim, out_dim):
     return nn.ModuleList([make_kp_layer(cnv_dim, curr_dim, out_dim) for _ in range(nstack)])
 
 
+# The maps of one stack, by name. Heats are logits; tags, offsets and sizes
+# are read at the keypoints' flat indices in training (which index: GATHERED_AT).
+HEADS = ("tl_heat", "br_heat", "ct_heat", "tl_tag", "br_tag", "tl_regr", "br_regr", "ct_regr")
+OPTIONAL_HEADS = ("ct_size", "cls_map")
+GATHERED_AT = {"tl_tag": "tl", "br_tag": "br", "tl_regr": "tl", "br_regr": "br",
+               "ct_regr": "ct", "ct_size": "ct"}
+
+
 class kp(nn.Module):
     """CenterNet: `nstack` hourglasses with cascade corner and center pooling.
 
     n, dims, modules: the hourglass (n levels, n + 1 widths and block counts);
-    categories: channels of the centre heatmap (and of the corner heatmaps,
-    unless corner_categories says otherwise: 1 for class-agnostic corners);
-    cnv_dim: width after each hourglass; pool_dim: inner width of the
-    pooling modules; stem_dim: width of the 7x7 stem convolution.
+    categories: object categories; corner_categories / center_categories:
+    channels of the corner / centre heatmaps (default `categories`; 1 for
+    class-agnostic keypoints); cnv_dim: width after each hourglass; pool_dim:
+    inner width of the pooling modules; stem_dim: width of the 7x7 stem;
+    center_size, class_map: the optional heads (module doc); pool_window:
+    [vertical, horizontal] cells of bounded pools (None: to the border).
     """
 
     def __init__(self, n, nstack, dims, modules, categories, cnv_dim=256, pool_dim=128,
-                 stem_dim=128, corner_categories=None):
+                 stem_dim=128, corner_categories=None, center_categories=None,
+                 center_size=False, class_map=False, pool_window=None):
         super().__init__()
-        if corner_categories is None:
-            corner_categories = categories
+        corner_categories = categories if corner_categories is None else corner_categories
+        center_categories = categories if center_categories is None else center_categories
         self.nstack = nstack
         self.categories = categories
         self.corner_categories = corner_categories
+        self.center_categories = center_categories
         curr_dim = dims[0]
 
         self.pre = nn.Sequential(
@@ -61,13 +88,16 @@ class kp(nn.Module):
         self.kps = nn.ModuleList([kp_module(n, dims, modules) for _ in range(nstack)])
         self.cnvs = nn.ModuleList([convolution(3, curr_dim, cnv_dim) for _ in range(nstack)])
 
-        self.tl_cnvs = nn.ModuleList([top_left_pooling(cnv_dim, pool_dim) for _ in range(nstack)])
-        self.br_cnvs = nn.ModuleList([bottom_right_pooling(cnv_dim, pool_dim) for _ in range(nstack)])
-        self.ct_cnvs = nn.ModuleList([CenterPooling(cnv_dim, pool_dim) for _ in range(nstack)])
+        self.tl_cnvs = nn.ModuleList([top_left_pooling(cnv_dim, pool_dim, pool_window)
+                                      for _ in range(nstack)])
+        self.br_cnvs = nn.ModuleList([bottom_right_pooling(cnv_dim, pool_dim, pool_window)
+                                      for _ in range(nstack)])
+        self.ct_cnvs = nn.ModuleList([CenterPooling(cnv_dim, pool_dim, pool_window)
+                                      for _ in range(nstack)])
 
         self.tl_heats = _heads(nstack, cnv_dim, curr_dim, corner_categories)
         self.br_heats = _heads(nstack, cnv_dim, curr_dim, corner_categories)
-        self.ct_heats = _heads(nstack, cnv_dim, curr_dim, categories)
+        self.ct_heats = _heads(nstack, cnv_dim, curr_dim, center_categories)
         self.tl_tags = _heads(nstack, cnv_dim, curr_dim, 1)
         self.br_tags = _heads(nstack, cnv_dim, curr_dim, 1)
         for heat in (*self.tl_heats, *self.br_heats, *self.ct_heats):
@@ -87,8 +117,19 @@ class kp(nn.Module):
         self.tl_regrs = _heads(nstack, cnv_dim, curr_dim, 2)
         self.br_regrs = _heads(nstack, cnv_dim, curr_dim, 2)
         self.ct_regrs = _heads(nstack, cnv_dim, curr_dim, 2)
+        # created only when asked for, so the paper's networks keep their
+        # parameter counts and state-dict keys
+        self.ct_sizes = _heads(nstack, cnv_dim, curr_dim, 2) if center_size else None
+        self.cls_maps = _heads(nstack, cnv_dim, curr_dim, categories) if class_map else None
 
         self.relu = nn.ReLU(inplace=True)
+
+    @property
+    def heads(self) -> tuple:
+        """The names of this network's maps, in a fixed order."""
+        return HEADS + tuple(name for name, module in (("ct_size", self.ct_sizes),
+                                                       ("cls_map", self.cls_maps))
+                             if module is not None)
 
     def _stacks(self, images):
         """Yield (stack index, cnv features) of every stack, in order."""
@@ -104,102 +145,171 @@ class kp(nn.Module):
         tl_cnv = self.tl_cnvs[ind](cnv)
         br_cnv = self.br_cnvs[ind](cnv)
         ct_cnv = self.ct_cnvs[ind](cnv)
-        return {
+        maps = {
             "tl_heat": self.tl_heats[ind](tl_cnv),   # (B, corner_categories, h, w)
             "br_heat": self.br_heats[ind](br_cnv),
-            "ct_heat": self.ct_heats[ind](ct_cnv),   # (B, categories, h, w)
+            "ct_heat": self.ct_heats[ind](ct_cnv),   # (B, center_categories, h, w)
             "tl_tag": self.tl_tags[ind](tl_cnv),     # (B, 1, h, w)
             "br_tag": self.br_tags[ind](br_cnv),
             "tl_regr": self.tl_regrs[ind](tl_cnv),   # (B, 2, h, w)
             "br_regr": self.br_regrs[ind](br_cnv),
             "ct_regr": self.ct_regrs[ind](ct_cnv),
         }
+        if self.ct_sizes is not None:
+            maps["ct_size"] = self.ct_sizes[ind](ct_cnv)   # (B, 2, h, w) log width, log height
+        if self.cls_maps is not None:
+            maps["cls_map"] = self.cls_maps[ind](cnv)      # (B, categories, h, w) logits
+        return maps
 
     def forward(self, images, tl_inds, br_inds, ct_inds):
         """Training pass: images (B, 3, H, W); tl/br/ct_inds (B, L) int64 flat
         heatmap indices y * w + x of every object's keypoints.
 
-        Returns a list of 8 tensors per stack, in order: tl_heat, br_heat,
-        ct_heat (raw logits, (B, C, h, w)), tl_tag, br_tag (B, L, 1), tl_regr,
-        br_regr, ct_regr (B, L, 2), the last four gathered at the indices.
+        Returns one dict per stack: the heats (and cls_map) as raw maps
+        (B, C, h, w); tags (B, L, 1), offsets and sizes (B, L, 2) gathered at
+        the indices of their keypoint (GATHERED_AT).
         """
+        indices = {"tl": tl_inds, "br": br_inds, "ct": ct_inds}
         outs = []
         for ind, cnv in self._stacks(images):
             maps = self._head_maps(ind, cnv)
-            outs += [
-                maps["tl_heat"], maps["br_heat"], maps["ct_heat"],
-                _tranpose_and_gather_feat(maps["tl_tag"], tl_inds),
-                _tranpose_and_gather_feat(maps["br_tag"], br_inds),
-                _tranpose_and_gather_feat(maps["tl_regr"], tl_inds),
-                _tranpose_and_gather_feat(maps["br_regr"], br_inds),
-                _tranpose_and_gather_feat(maps["ct_regr"], ct_inds),
-            ]
+            outs.append({name: (_tranpose_and_gather_feat(value, indices[GATHERED_AT[name]])
+                                if name in GATHERED_AT else value)
+                         for name, value in maps.items()})
         return outs
 
     def predict(self, images):
-        """Test pass: the last stack's raw maps, in `_decode`'s argument order:
-        (tl_heat, br_heat, tl_tag, br_tag, tl_regr, br_regr, ct_heat, ct_regr).
-        Earlier stacks only feed the next one (their heads are not run)."""
+        """Test pass: the last stack's raw maps by name (`heads`), (B, C, h, w)
+        each. Earlier stacks only feed the next one (their heads are not run)."""
         for ind, cnv in self._stacks(images):
             if ind == self.nstack - 1:
                 maps = self._head_maps(ind, cnv)
-        return (maps["tl_heat"], maps["br_heat"], maps["tl_tag"], maps["br_tag"],
-                maps["tl_regr"], maps["br_regr"], maps["ct_heat"], maps["ct_regr"])
+        return maps
 
 
 class AELoss(nn.Module):
     """CenterNet's training loss: focal loss on the three heatmaps,
     pull/push on the corner tags, smooth-L1 on the three offsets, summed over
-    the stacks (intermediate supervision) and divided by their number.
+    the stacks (intermediate supervision) and divided by their number; with
+    the optional heads, an L1 loss on the centres' log sizes and a
+    cross-entropy on the class map's labelled cells.
 
-    loss(outs, targets) with outs from `kp.forward` and targets =
-    [gt_tl_heat, gt_br_heat, gt_ct_heat (B, C, h, w), gt_mask (B, L) bool,
-     gt_tl_regr, gt_br_regr, gt_ct_regr (B, L, 2)] returns 0-dim float32
-    tensors (total, focal, pull, push, regr), each divided by the number of
-    stacks; total = focal + pull + push + regr (weights applied).
+    loss(outs, targets): outs from `kp.forward` (a dict per stack); targets a
+    dict of the sampler's arrays as tensors: tl_heatmap, br_heatmap,
+    ct_heatmap (B, C, h, w), tag_mask (B, L) bool, tl_regr, br_regr, ct_regr
+    (B, L, 2), and for the optional heads ct_size (B, L, 2), class_map (B, h, w)
+    int64 (-1: no object). Returns a dict of 0-dim float32 tensors, LOSS_TERMS,
+    each divided by the number of stacks; total is the weighted sum; a term
+    whose head the network lacks is 0.
     """
 
-    def __init__(self, pull_weight=0.1, push_weight=0.1, regr_weight=1, focal_loss=_neg_loss):
+    def __init__(self, pull_weight=0.1, push_weight=0.1, regr_weight=1, size_weight=1.0,
+                 class_weight=1.0, focal_loss=_neg_loss):
         super().__init__()
         self.pull_weight = pull_weight
         self.push_weight = push_weight
         self.regr_weight = regr_weight
+        self.size_weight = size_weight
+        self.class_weight = class_weight
         self.focal_loss = focal_loss
         self.ae_loss = _ae_loss
         self.regr_loss = _regr_loss
 
     def forward(self, outs, targets):
-        if len(outs) == 0 or len(outs) % 8:
-            raise ValueError(f"AELoss takes 8 outputs per stack, got {len(outs)}")
+        if not outs or not all(isinstance(o, dict) for o in outs):
+            raise ValueError("AELoss takes kp.forward's outputs: a dict of maps per stack")
+        check_target_shapes(outs[0], targets)
         # losses in float32 whatever the network computed in (bf16/fp16 autocast)
-        outs = [o.float() for o in outs]
-        gt_tl_heat, gt_br_heat, gt_ct_heat, gt_mask, gt_tl_regr, gt_br_regr, gt_ct_regr = (
-            t.float() if t.is_floating_point() else t for t in targets)
-        nstack = len(outs) // 8
-        tl_heats, br_heats, ct_heats = outs[0::8], outs[1::8], outs[2::8]
-        tl_tags, br_tags = outs[3::8], outs[4::8]
-        tl_regrs, br_regrs, ct_regrs = outs[5::8], outs[6::8], outs[7::8]
+        outs = [{name: value.float() for name, value in out.items()} for out in outs]
+        targets = {name: (t.float() if t.is_floating_point() else t)
+                   for name, t in targets.items()}
+        mask = targets["tag_mask"]
+        nstack = len(outs)
+        zero = outs[0]["tl_heat"].new_zeros(())
 
-        focal_loss = (self.focal_loss([_sigmoid(t) for t in tl_heats], gt_tl_heat)
-                      + self.focal_loss([_sigmoid(b) for b in br_heats], gt_br_heat)
-                      + self.focal_loss([_sigmoid(c) for c in ct_heats], gt_ct_heat))
+        focal = (self.focal_loss([_sigmoid(o["tl_heat"]) for o in outs], targets["tl_heatmap"])
+                 + self.focal_loss([_sigmoid(o["br_heat"]) for o in outs], targets["br_heatmap"])
+                 + self.focal_loss([_sigmoid(o["ct_heat"]) for o in outs], targets["ct_heatmap"]))
 
-        pull_loss, push_loss = 0, 0
-        for tl_tag, br_tag in zip(tl_tags, br_tags):
-            pull, push = self.ae_loss(tl_tag, br_tag, gt_mask)
-            pull_loss = pull_loss + pull
-            push_loss = push_loss + push
-        pull_loss = self.pull_weight * pull_loss
-        push_loss = self.push_weight * push_loss
+        pull, push = zero, zero
+        for out in outs:
+            stack_pull, stack_push = self.ae_loss(out["tl_tag"], out["br_tag"], mask)
+            pull = pull + stack_pull
+            push = push + stack_push
 
-        regr_loss = 0
-        for tl_regr, br_regr, ct_regr in zip(tl_regrs, br_regrs, ct_regrs):
-            regr_loss = (regr_loss
-                         + self.regr_loss(tl_regr, gt_tl_regr, gt_mask)
-                         + self.regr_loss(br_regr, gt_br_regr, gt_mask)
-                         + self.regr_loss(ct_regr, gt_ct_regr, gt_mask))
-        regr_loss = self.regr_weight * regr_loss
+        regr = zero
+        for out in outs:
+            regr = (regr + self.regr_loss(out["tl_regr"], targets["tl_regr"], mask)
+                    + self.regr_loss(out["br_regr"], targets["br_regr"], mask)
+                    + self.regr_loss(out["ct_regr"], targets["ct_regr"], mask))
 
-        total = (focal_loss + pull_loss + push_loss + regr_loss) / nstack
-        return (total, focal_loss / nstack, pull_loss / nstack,
-                push_loss / nstack, regr_loss / nstack)
+        size = zero
+        if "ct_size" in outs[0]:
+            for out in outs:
+                size = size + _size_loss(out["ct_size"], targets["ct_size"], mask)
+
+        classes = zero
+        if "cls_map" in outs[0]:
+            for out in outs:
+                classes = classes + _class_map_loss(out["cls_map"], targets["class_map"])
+
+        terms = {"focal": focal, "pull": self.pull_weight * pull,
+                 "push": self.push_weight * push, "regr": self.regr_weight * regr,
+                 "size": self.size_weight * size, "class": self.class_weight * classes}
+        terms = {name: value / nstack for name, value in terms.items()}
+        return {"total": sum(terms.values()), **terms}
+
+
+# The loss terms, in the order logs and progress bars show them.
+LOSS_TERMS = ("total", "focal", "pull", "push", "regr", "size", "class")
+
+# Which target each output is compared with, and the config key that sets
+# the width both must have (for the error message of a mismatch).
+_TARGET_OF = {
+    "tl_heat": ("tl_heatmap", "db.categories / db.class_agnostic_corners"),
+    "br_heat": ("br_heatmap", "db.categories / db.class_agnostic_corners"),
+    "ct_heat": ("ct_heatmap", "db.categories / db.classes_from"),
+    "tl_regr": ("tl_regr", "db.max_tag_len"),
+    "br_regr": ("br_regr", "db.max_tag_len"),
+    "ct_regr": ("ct_regr", "db.max_tag_len"),
+    "ct_size": ("ct_size", "db.center_size / db.max_tag_len"),
+}
+
+
+def check_target_shapes(out: dict, targets: dict) -> None:
+    """Raise ValueError naming the head, both shapes and the config key when
+    a target does not fit the network's output it is compared with."""
+    for head, (target, key) in _TARGET_OF.items():
+        if head not in out:
+            continue
+        if target not in targets:
+            raise ValueError(f"the network has a {head!r} head but the targets hold no "
+                             f"{target!r} (set by {key})")
+        if tuple(out[head].shape) != tuple(targets[target].shape):
+            raise ValueError(f"head {head!r} gives {tuple(out[head].shape)} but target {target!r} "
+                             f"is {tuple(targets[target].shape)}: {key} must be the same for the "
+                             f"network and the sampler")
+    if "cls_map" in out:
+        if "class_map" not in targets:
+            raise ValueError("the network has a 'cls_map' head but the targets hold no "
+                             "'class_map' (set by db.classes_from)")
+        expected = (out["cls_map"].shape[0], *out["cls_map"].shape[2:])
+        if tuple(targets["class_map"].shape) != expected:
+            raise ValueError(f"head 'cls_map' gives {tuple(out['cls_map'].shape)} but target "
+                             f"'class_map' is {tuple(targets['class_map'].shape)}, expected "
+                             f"{expected} (db.output_sizes)")
+
+
+def _size_loss(size, gt_size, mask):
+    """L1 between predicted and true log sizes (B, L, 2) of the objects in
+    mask, divided by the number of objects."""
+    mask = mask.bool().unsqueeze(2)
+    num = mask.sum().to(size.dtype)
+    return torch.where(mask, (size - gt_size).abs(), 0).sum() / (num + 1e-4)
+
+
+def _class_map_loss(logits, labels):
+    """Cross-entropy of the class logits (B, C, h, w) at every labelled cell
+    of labels (B, h, w) (-1: no object), divided by the number of such cells."""
+    count = (labels >= 0).sum().clamp(min=1).to(logits.dtype)
+    return F.cross_entropy(logits, labels, ignore_index=-1, reduction="sum") / count
