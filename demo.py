@@ -4,6 +4,7 @@
     python demo.py CenterNet-52 --testiter 5000 --images page.jpg --out demo_out
     python demo.py CenterNet-52 --testiter best --images photos/ --out demo_out
     python demo.py CenterNet-52 --testiter latest --images data/ks/ks_test.txt --out demo_out
+    python demo.py CenterNet-52 --onnx CenterNet-52_5000.onnx --images photos/ --out demo_out
 
 --images is one image, a folder (its .jpg, .jpeg, .png and .bmp files, sorted
 by name) or a ks_*.txt file (the image of each line; its boxes are ignored).
@@ -29,11 +30,17 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Detect objects on pictures with a trained CenterNet.")
-    add_network_arguments(parser)
+    add_network_arguments(parser, testiter_required=False)
+    parser.add_argument("--onnx", default=None, metavar="FILE",
+                        help="run this model exported by export.py (onnxruntime) instead of a "
+                             "snapshot; the config still gives scales, decoding and names")
     parser.add_argument("--images", required=True,
                         help="an image, a folder of images or a ks_*.txt file")
     parser.add_argument("--out", required=True, help="folder for the pictures and JSON files")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.testiter is None) == (args.onnx is None):
+        parser.error("give either --testiter (a snapshot) or --onnx (an exported model)")
+    return args
 
 
 def image_paths(source: str) -> list[str]:
@@ -111,6 +118,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from nnet.checkpoints import load_trained_network
+    from nnet.onnx_model import OnnxNetwork
     from test.evaluate import write_json
     from test.run import detect_records
     from test.timing import StageTimer, device_sync
@@ -124,9 +132,10 @@ def main(argv=None) -> int:
         print(f"demo.py: {e}", file=sys.stderr)
         return 2
     device = choose_device(args.device)
-    iteration = resolve_iteration(cfg, args.testiter)
+    iteration = args.onnx or resolve_iteration(cfg, args.testiter)
     try:
-        net = load_trained_network(cfg, iteration, device)
+        net = (OnnxNetwork(args.onnx, cfg, device) if args.onnx
+               else load_trained_network(cfg, iteration, device))
     except (FileNotFoundError, RuntimeError) as e:
         print(f"demo.py: {e}", file=sys.stderr)
         return 1

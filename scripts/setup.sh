@@ -21,6 +21,10 @@ if ! $VPY -c "import torch, torchvision" 2>/dev/null; then
     $VPY -m pip install --quiet $TORCH_SPEC
 fi
 $VPY -m pip install --quiet -r requirements.txt
+# Optional extra: ONNX export (export.py) and demo.py --onnx; their tests
+# are skipped where it cannot be installed.
+$VPY -m pip install --quiet -r requirements-onnx.txt \
+    || echo "setup: onnx/onnxruntime not installed; ONNX export and its tests are skipped"
 
 # Fonts for synthetic pages: printed, handwriting-like and Chinese. Optional:
 # without them the generator falls back to OpenCV's stroke fonts and says so.

@@ -29,9 +29,9 @@ def iteration_argument(value: str):
     return iteration
 
 
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+def add_network_arguments(parser: argparse.ArgumentParser, testiter_required: bool = True) -> None:
     parser.add_argument("config", help="config name (config/<name>.json) or path to a .json")
-    parser.add_argument("--testiter", type=iteration_argument, required=True,
+    parser.add_argument("--testiter", type=iteration_argument, required=testiter_required,
                         help="snapshot to use: an iteration, 'best' or 'latest'")
     parser.add_argument("--suffix", default=None,
                         help="use config <config>-<suffix> (e.g. multi_scale) with the snapshots of <config>")

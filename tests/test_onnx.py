@@ -1,0 +1,132 @@
+"""ONNX export (export.py, nnet/onnx_model.py) and demo.py --onnx: the
+exported pools equal corner pooling exactly; the exported model's maps equal
+PyTorch's within 1e-4 on pages of other sizes than the one it was traced on,
+output by output, named as `net.predict` names them; demo.py gives the same
+detections from the ONNX model as from the snapshot."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import demo
+import export
+from db import read_image
+from models.py_utils.corner_pool import directional_max
+from nnet.checkpoints import load_trained_network
+from nnet.onnx_model import MAX_POOLED_CELLS, OPSET, ExportPool
+from test.kp_detection import prepare_image
+from tests.test_tester import PAGES, pages_dir, snapshot_config  # noqa: F401 (fixtures)
+
+HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
+
+# PyTorch and onnxruntime run the same float32 convolutions in other orders
+MAX_DIFFERENCE = 1e-4
+
+
+def slow_pool(x, dim, from_end, window=None):
+    """The obvious loop: each cell the max over the next (from_end) or the
+    previous `window` cells and itself, to the border without a window."""
+    n = x.size(dim)
+    reach = n if window is None else window
+    out = torch.empty_like(x)
+    for i in range(n):
+        low, high = (i, min(n, i + reach + 1)) if from_end else (max(0, i - reach), i + 1)
+        out.select(dim, i).copy_(x.narrow(dim, low, high - low).amax(dim))
+    return out
+
+
+@pytest.mark.parametrize("window", [None, 0, 1, 3, 40])
+def test_export_pools_equal_corner_pooling_exactly(window):
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(2, 3, 1, 1), (1, 2, 7, 33), (1, 4, 40, 9)]:
+        x = torch.randint(0, 5, shape, generator=generator).float()  # ties on purpose
+        for dim in (2, 3):
+            for from_end in (True, False):
+                got = ExportPool(dim, from_end, window)(x)
+                assert torch.equal(got, slow_pool(x, dim, from_end, window))
+                if window is None:  # the network's own pooling
+                    assert torch.equal(got, directional_max(x, dim, from_end))
+    long = torch.randn(1, 1, 3, MAX_POOLED_CELLS, generator=generator)
+    assert torch.equal(ExportPool(3, True)(long), directional_max(long, 3, True))
+
+
+@pytest.fixture(scope="module")
+def exported(snapshot_config, pages_dir, tmp_path_factory):
+    if not HAVE_ONNX:
+        pytest.skip("onnx and onnxruntime are optional (requirements-onnx.txt, scripts/setup.sh)")
+    path = str(tmp_path_factory.mktemp("onnx") / "tiny.onnx")
+    page = os.path.join(pages_dir, "页_0.jpg")
+    assert export.main([snapshot_config.path, "--testiter", "7", "--out", path,
+                        "--image", page]) == 0
+    return path
+
+
+def test_export_py_writes_the_maps_of_predict_by_name(exported, snapshot_config, pages_dir):
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(exported)
+    assert model.opset_import[0].version == OPSET
+    metadata = {p.key: p.value for p in model.metadata_props}
+    assert metadata["iteration"] == "7" and metadata["categories"] == "6"
+    net = load_trained_network(snapshot_config, 7, "cpu")
+    session = ort.InferenceSession(exported, providers=["CPUExecutionProvider"])
+    def prepared(page):
+        return prepare_image(read_image(os.path.join(pages_dir, page)), snapshot_config)[0].images
+
+    # another size than the page it was traced on, and a batch of two
+    images = prepared("页_2.jpg")
+    assert images.shape[2:] != prepared("页_0.jpg").shape[2:]
+    images = torch.cat([images, images.flip(-1)])
+    with torch.inference_mode():
+        expected = net.predict(images)
+    names = [o.name for o in session.get_outputs()]
+    if isinstance(expected, dict):
+        assert names == list(expected)
+    else:
+        assert names == json.loads(metadata["outputs"]) and len(names) == len(expected)
+        expected = dict(zip(names, expected))
+    for name, got in zip(names, session.run(names, {"images": images.numpy()})):
+        assert got.shape == tuple(expected[name].shape), name
+        assert np.abs(got - expected[name].numpy()).max() < MAX_DIFFERENCE, name
+
+
+def test_demo_py_with_onnx_finds_what_the_snapshot_finds(exported, snapshot_config, pages_dir,
+                                                          tmp_path):
+    # settings under which the random network of the snapshot finds boxes:
+    # any two corners pair, and a centre may lie in the middle half of a box
+    settings = ["db.ae_threshold=100", "db.top_k=100", "db.num_dets=1000",
+                "db.center_region_small_n=2", "db.center_region_large_n=2"]
+    common = [snapshot_config.path, "--images", pages_dir, "--device", "cpu"]
+    for setting in settings:
+        common += ["--set", setting]
+    assert demo.main(common + ["--testiter", "7", "--out", str(tmp_path / "torch")]) == 0
+    assert demo.main(common + ["--onnx", exported, "--out", str(tmp_path / "onnx")]) == 0
+    found = 0
+    for i in range(len(PAGES)):
+        pair = []
+        for folder in ("torch", "onnx"):
+            with open(tmp_path / folder / f"页_{i}.json", encoding="utf-8") as f:
+                pair.append(json.load(f)["detections"])
+            assert (tmp_path / folder / f"页_{i}.jpg").is_file()
+        by_torch, by_onnx = pair
+        assert len(by_torch) == len(by_onnx)
+        for a, b in zip(by_torch, by_onnx):
+            assert a["class"] == b["class"]
+            assert np.abs(np.subtract(a["box"], b["box"])).max() < 0.05
+            assert abs(a["score"] - b["score"]) < 1e-3
+        found += len(by_torch)
+    assert found > 50
+
+
+def test_demo_py_needs_a_snapshot_or_a_model(snapshot_config, pages_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        demo.main([snapshot_config.path, "--images", pages_dir, "--out", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "--testiter" in capsys.readouterr().err
+    assert demo.main([snapshot_config.path, "--onnx", str(tmp_path / "none.onnx"),
+                      "--images", pages_dir, "--out", str(tmp_path)]) != 0
