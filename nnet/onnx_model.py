@@ -7,11 +7,11 @@ onnxruntime in place of the PyTorch network (export.py, demo.py --onnx).
 
 What is exported is `net.predict`: one input, `images` (B, 3, H, W) float32
 normalised as test/kp_detection.py prepares them, with batch, height and
-width dynamic; one output per map that `predict` returns, named by its key
-("tl_heat", "br_heat", ...; heads added to the network later follow by
-name). While `predict` still returns a tuple, the names are
-`TUPLE_OUTPUTS`, its documented order, and `OnnxNetwork.predict` returns a
-tuple again; the model's metadata says which (`predict_returns`).
+width dynamic; one output per map of the dict `predict` returns, named by
+its key ("tl_heat", "br_heat", ..., and the optional heads "ct_size",
+"cls_map" when the network has them: heads added later follow by name).
+`OnnxNetwork.predict` returns the same dict, so test/ decodes it as it
+decodes the network's.
 
 Corner and centre pooling: the network's exact running maximum (slice scan
 on CPU, torch.cummax on GPU; models/py_utils/corner_pool.py) has no ONNX
@@ -41,10 +41,6 @@ OPSET = 17
 # Unbounded pools are exact up to this many heatmap cells along the pooled axis.
 MAX_POOLED_CELLS = 4096
 INPUT_NAME = "images"
-# The order of kp.predict's outputs while it returns a tuple (its docstring):
-# the one place the exporter and OnnxNetwork take them from then.
-TUPLE_OUTPUTS = ("tl_heat", "br_heat", "tl_tag", "br_tag", "tl_regr", "br_regr", "ct_heat",
-                 "ct_regr")
 
 
 class ExportPool(nn.Module):
@@ -90,29 +86,22 @@ def exportable_copy(net: nn.Module) -> nn.Module:
 
 
 class _Predict(nn.Module):
-    """`net.predict` as a module whose outputs are a tuple in `names` order."""
+    """`net.predict` as a module whose outputs are a tuple in `names` order
+    (what torch.onnx.export takes)."""
 
     def __init__(self, net, names):
         super().__init__()
         self.net, self.names = net, list(names)
 
     def forward(self, images):
-        out = self.net.predict(images)
-        if isinstance(out, dict):
-            return tuple(out[name] for name in self.names)
-        return tuple(out)
+        maps = self.net.predict(images)
+        return tuple(maps[name] for name in self.names)
 
 
-def output_names(net, images) -> tuple[list[str], str]:
-    """(names of net.predict's maps, "dict" or "tuple"), from one call on `images`."""
+def output_names(net, images) -> list[str]:
+    """The names of net.predict's maps, in its order, from one call on `images`."""
     with torch.inference_mode():
-        out = net.predict(images)
-    if isinstance(out, dict):
-        return list(out), "dict"
-    if len(out) != len(TUPLE_OUTPUTS):
-        raise ValueError(f"net.predict returned {len(out)} maps in a tuple; the exporter "
-                         f"knows the order of {len(TUPLE_OUTPUTS)} ({', '.join(TUPLE_OUTPUTS)})")
-    return list(TUPLE_OUTPUTS), "tuple"
+        return list(net.predict(images))
 
 
 def export_onnx(net, cfg, path: str, images: torch.Tensor, iteration=None) -> str:
@@ -123,7 +112,7 @@ def export_onnx(net, cfg, path: str, images: torch.Tensor, iteration=None) -> st
 
     export_net = exportable_copy(net).cpu()
     images = images.float().cpu()
-    names, returns = output_names(export_net, images)
+    names = output_names(export_net, images)
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 2: "map_height", 3: "map_width"} for name in names})
@@ -137,7 +126,7 @@ def export_onnx(net, cfg, path: str, images: torch.Tensor, iteration=None) -> st
                           dynamic_axes=dynamic, do_constant_folding=True)
     model = onnx.load(temporary)
     metadata = {"config": cfg.name, "iteration": str(iteration), "opset": str(OPSET),
-                "outputs": json.dumps(names), "predict_returns": returns,
+                "outputs": json.dumps(names),
                 "categories": str(cfg.db.categories),
                 "max_pooled_cells": str(MAX_POOLED_CELLS)}
     for key, value in metadata.items():
@@ -157,8 +146,6 @@ def compare_with_pytorch(net, path: str, images: torch.Tensor) -> dict:
     images = images.float().cpu()
     with torch.inference_mode():
         reference = copy.deepcopy(net).float().cpu().eval().predict(images)
-    if not isinstance(reference, dict):
-        reference = dict(zip(TUPLE_OUTPUTS, reference))
     onnx_maps = session.run(names, {INPUT_NAME: images.numpy()})
     return {name: float(np.abs(reference[name].numpy() - got).max())
             for name, got in zip(names, onnx_maps)}
@@ -175,8 +162,8 @@ def _session(path, device):
 
 class OnnxNetwork:
     """An exported model that stands in for the network at test time:
-    `predict(images)` returns the maps as `net.predict` did (a dict by name,
-    or the tuple), as torch tensors on the images' device."""
+    `predict(images)` returns the maps by name as `net.predict` does, torch
+    tensors on the images' device."""
 
     training = False
 
@@ -194,7 +181,6 @@ class OnnxNetwork:
             raise RuntimeError(f"onnxruntime cannot load {path}: {e}") from None
         self.names = [o.name for o in self.session.get_outputs()]
         metadata = self.session.get_modelmeta().custom_metadata_map
-        self.returns = metadata.get("predict_returns", "dict")
         categories = metadata.get("categories")
         if categories is not None and int(categories) != cfg.db.categories:
             raise RuntimeError(f"{path} was exported from a network of {categories} categories "
@@ -209,8 +195,7 @@ class OnnxNetwork:
                              f"{cells} heatmap cells a side; this export pools exactly over at "
                              f"most {self.max_cells}: test at a smaller db.test_scales")
         arrays = self.session.run(self.names, {INPUT_NAME: images.float().cpu().numpy()})
-        maps = {name: torch.from_numpy(a).to(images.device) for name, a in zip(self.names, arrays)}
-        return maps if self.returns == "dict" else tuple(maps[n] for n in TUPLE_OUTPUTS)
+        return {name: torch.from_numpy(a).to(images.device) for name, a in zip(self.names, arrays)}
 
     # what test/run.py asks of a network
     def eval(self):

@@ -85,11 +85,7 @@ def test_export_py_writes_the_maps_of_predict_by_name(exported, snapshot_config,
     with torch.inference_mode():
         expected = net.predict(images)
     names = [o.name for o in session.get_outputs()]
-    if isinstance(expected, dict):
-        assert names == list(expected)
-    else:
-        assert names == json.loads(metadata["outputs"]) and len(names) == len(expected)
-        expected = dict(zip(names, expected))
+    assert names == list(expected) == json.loads(metadata["outputs"])
     for name, got in zip(names, session.run(names, {"images": images.numpy()})):
         assert got.shape == tuple(expected[name].shape), name
         assert np.abs(got - expected[name].numpy()).max() < MAX_DIFFERENCE, name
@@ -130,3 +126,23 @@ def test_demo_py_needs_a_snapshot_or_a_model(snapshot_config, pages_dir, tmp_pat
     assert "--testiter" in capsys.readouterr().err
     assert demo.main([snapshot_config.path, "--onnx", str(tmp_path / "none.onnx"),
                       "--images", pages_dir, "--out", str(tmp_path)]) != 0
+
+
+def test_heads_a_network_adds_are_exported_by_name(tmp_path):
+    if not HAVE_ONNX:
+        pytest.skip("onnx and onnxruntime are optional (requirements-onnx.txt, scripts/setup.sh)")
+    from config import load_config
+    from models import build_network
+    from nnet.onnx_model import compare_with_pytorch, export_onnx
+
+    cfg = load_config("CenterNet-tiny", check_data=False, overrides={
+        "db": {"center_size": True, "classes_from": "class_map", "pool_window": [3, 5]}})
+    torch.manual_seed(0)
+    net = build_network(cfg).eval()
+    images = torch.randn(1, 3, 127, 255)
+    path = export_onnx(net, cfg, str(tmp_path / "heads.onnx"), images)
+    differences = compare_with_pytorch(net, path, torch.randn(2, 3, 255, 127))
+    with torch.inference_mode():
+        assert list(differences) == list(net.predict(images))
+    assert {"ct_size", "cls_map"} <= set(differences)
+    assert max(differences.values()) < MAX_DIFFERENCE
