@@ -2,6 +2,13 @@
 image, one colour per category with its name and score, over the ground truth
 drawn thin and dashed in black and white (visible on any page).
 
+A picture shows what the detector found, once per place: of boxes that
+overlap (IoU above DRAWN_OVERLAP: the same problem reported under several
+categories, kept in results.json for AP), only the best-scoring is drawn,
+with its category. Labels are sized to their box (a dense page has small
+boxes close together), sit above the box, and a label that would cover
+another one moves inside its box.
+
 Colours are evenly spaced hues for however many categories the config has;
 pictures are encoded in memory and written as bytes, so non-ASCII (Chinese)
 file names work on every platform.
@@ -17,6 +24,12 @@ import cv2
 import numpy as np
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+# Boxes overlapping a better one by more than this IoU are not drawn.
+DRAWN_OVERLAP = 0.5
+# A label's text is this fraction of its box's height (within the limits below).
+LABEL_HEIGHT = 0.45
+_FONT_HEIGHT_AT_SCALE_1 = 22.0  # pixels of cv2.FONT_HERSHEY_SIMPLEX's capitals at scale 1
+_MIN_FONT_SCALE = 0.25
 
 
 def category_colors(categories: int) -> list[tuple[int, int, int]]:
@@ -51,26 +64,56 @@ def draw_ground_truth(picture: np.ndarray, boxes: np.ndarray) -> None:
         _dashed_rectangle(picture, x1, y1, x2, y2, width, dash=3 * width + 2)
 
 
+def one_per_place(detections: np.ndarray, threshold: float) -> np.ndarray:
+    """Rows (x1, y1, x2, y2, score, class) scoring >= threshold, best first,
+    without those overlapping a better row by IoU > DRAWN_OVERLAP."""
+    detections = np.asarray(detections, dtype=np.float64).reshape(-1, 6)
+    shown = detections[detections[:, 4] >= threshold]
+    shown = shown[np.argsort(-shown[:, 4], kind="stable")]
+    kept = []
+    areas = (shown[:, 2] - shown[:, 0]) * (shown[:, 3] - shown[:, 1])
+    for i, box in enumerate(shown):
+        if kept:
+            k = np.asarray(kept)
+            width = np.minimum(box[2], shown[k, 2]) - np.maximum(box[0], shown[k, 0])
+            height = np.minimum(box[3], shown[k, 3]) - np.maximum(box[1], shown[k, 1])
+            inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+            iou = inter / np.maximum(areas[i] + areas[k] - inter, 1e-9)
+            if (iou > DRAWN_OVERLAP).any():
+                continue
+        kept.append(i)
+    return shown[kept]
+
+
+def _overlaps(rect, rects) -> bool:
+    x1, y1, x2, y2 = rect
+    return any(x1 < b[2] and b[0] < x2 and y1 < b[3] and b[1] < y2 for b in rects)
+
+
 def draw_detections(picture: np.ndarray, detections: np.ndarray, names, colors,
                     threshold: float) -> int:
-    """Boxes scoring >= threshold, coloured by class, labelled 'name score'; in place.
-
-    Returns the number drawn. The best are drawn last, on top.
-    """
-    detections = np.asarray(detections)
-    shown = detections[detections[:, 4] >= threshold] if len(detections) else detections
+    """The boxes scoring >= threshold, one per place (`one_per_place`),
+    coloured by class and labelled 'name score', in place; returns how many."""
+    shown = one_per_place(detections, threshold)
     width = _line_width(picture)
-    font_scale = 0.35 * width
-    for x1, y1, x2, y2, score, cls in sorted(shown.tolist(), key=lambda row: row[4]):
+    labels = []  # rectangles of the labels drawn so far
+    for x1, y1, x2, y2, score, cls in shown.tolist():
         cls = int(cls)
         color = colors[cls]
         p, q = (int(round(x1)), int(round(y1))), (int(round(x2)), int(round(y2)))
         cv2.rectangle(picture, p, q, color, width, cv2.LINE_AA)
         label = f"{names[cls]} {score:.2f}"
+        font_scale = max(_MIN_FONT_SCALE, min(0.35 * width, LABEL_HEIGHT * (q[1] - p[1])
+                                              / _FONT_HEIGHT_AT_SCALE_1))
         (text_w, text_h), baseline = cv2.getTextSize(label, _FONT, font_scale, 1)
-        top = p[1] - text_h - baseline if p[1] - text_h - baseline >= 0 else p[1]
-        cv2.rectangle(picture, (p[0], top), (p[0] + text_w, top + text_h + baseline), color, -1)
-        cv2.putText(picture, label, (p[0], top + text_h), _FONT, font_scale, (0, 0, 0), 1,
+        above = (p[0], p[1] - text_h - baseline, p[0] + text_w, p[1])
+        inside = (p[0], p[1], p[0] + text_w, p[1] + text_h + baseline)
+        rect = above if above[1] >= 0 and not _overlaps(above, labels) else inside
+        if _overlaps(rect, labels):
+            continue  # the box stays; its label would hide another one
+        labels.append(rect)
+        cv2.rectangle(picture, rect[:2], rect[2:], color, -1)
+        cv2.putText(picture, label, (rect[0], rect[1] + text_h), _FONT, font_scale, (0, 0, 0), 1,
                     cv2.LINE_AA)
     return len(shown)
 

@@ -94,15 +94,20 @@ def _geometry(height, width, scale):
 
 
 def perfect_maps(record, scale, categories, flipped=False, corners=True, centres=True,
-                 peak=10.0):
-    """The 8 maps of net.predict for one image: logit `peak` at every true
-    corner and centre (-10 elsewhere), one tag per object, exact offsets.
-    With `flipped`, the maps of the mirrored input."""
+                 peak=10.0, class_map=False):
+    """The maps of net.predict for one image, by name: logit `peak` at every
+    true corner and centre (-10 elsewhere), one tag per object, exact offsets.
+    With `flipped`, the maps of the mirrored input. `class_map`: the
+    class-agnostic centres of db.classes_from "class_map", the class map
+    (logit `peak` for its class over every box) and the centres' exact sizes."""
     (new_h, new_w), (input_h, input_w), (top, left), (heat_h, heat_w) = \
         _geometry(record.height, record.width, scale)
-    heats = [np.full((categories, heat_h, heat_w), -10.0, np.float32) for _ in range(3)]
+    heats = [np.full((1 if class_map and kind == 2 else categories, heat_h, heat_w), -10.0,
+                     np.float32) for kind in range(3)]
     tags = [np.zeros((1, heat_h, heat_w), np.float32) for _ in range(2)]
     regrs = [np.zeros((2, heat_h, heat_w), np.float32) for _ in range(3)]
+    sizes = np.zeros((2, heat_h, heat_w), np.float32)
+    classes = np.zeros((categories, heat_h, heat_w), np.float32)
     boxes = record.boxes.astype(np.float64).copy()
     boxes[:, [0, 2]] = boxes[:, [0, 2]] * (new_w / record.width) + left
     boxes[:, [1, 3]] = boxes[:, [1, 3]] * (new_h / record.height) + top
@@ -117,15 +122,22 @@ def perfect_maps(record, scale, categories, flipped=False, corners=True, centres
         regrs[kind][:, iy, ix] = (x - ix, y - iy)
         if kind < 2:
             tags[kind][0, iy, ix] = tag
+        return ix, iy
 
     for i, ((x1, y1, x2, y2), cls) in enumerate(zip(boxes, record.classes)):
         if corners:
             plant(0, x1, y1, cls, i + 1)
             plant(1, x2, y2, cls, i + 1)
         if centres:
-            plant(2, (x1 + x2) / 2, (y1 + y2) / 2, cls, 0)
+            ix, iy = plant(2, (x1 + x2) / 2, (y1 + y2) / 2, 0 if class_map else cls, 0)
+            sizes[:, iy, ix] = np.log([x2 - x1, y2 - y1])
+        classes[cls, int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))] = peak
     tl, br, ct = heats
-    return [tl, br, tags[0], tags[1], regrs[0], regrs[1], ct, regrs[2]]
+    maps = {"tl_heat": tl, "br_heat": br, "tl_tag": tags[0], "br_tag": tags[1],
+            "tl_regr": regrs[0], "br_regr": regrs[1], "ct_heat": ct, "ct_regr": regrs[2]}
+    if class_map:
+        maps.update(ct_size=sizes, cls_map=classes)
+    return maps
 
 
 class FakeNetwork(torch.nn.Module):
@@ -159,18 +171,18 @@ class FakeNetwork(torch.nn.Module):
         for record in group:
             for flipped in (False, True)[:per_image]:
                 own = self.maps_for(record, scale, flipped)
-                placed = []
-                for k, m in enumerate(own):
-                    empty = -100.0 if k in (0, 1, 6) else 0.0  # heat logits, else tags/offsets
+                placed = {}
+                for name, m in own.items():
+                    # heats are logits (nothing: very negative), the rest values
+                    empty = -100.0 if name.endswith("_heat") else 0.0
                     canvas = np.full((m.shape[0], heat_h, heat_w), empty, np.float32)
                     left = heat_w - m.shape[2] if flipped else 0
                     canvas[:, :m.shape[1], left:left + m.shape[2]] = m
-                    placed.append(canvas)
+                    placed[name] = canvas
                 batch.append(placed)
         # the maps by name, as kp.predict gives them
-        names = ("tl_heat", "br_heat", "tl_tag", "br_tag", "tl_regr", "br_regr", "ct_heat", "ct_regr")
-        return {name: torch.from_numpy(np.stack(maps)).to(images.device)
-                for name, maps in zip(names, zip(*batch))}
+        return {name: torch.from_numpy(np.stack([maps[name] for maps in batch])).to(images.device)
+                for name in batch[0]}
 
 
 def perfect_network(records, cfg, **options):
@@ -183,7 +195,8 @@ def blank_maps(record, scale, flipped):
     heat = np.full((CATEGORIES, heat_h, heat_w), -100.0, np.float32)
     zeros = np.zeros((1, heat_h, heat_w), np.float32)
     offsets = np.zeros((2, heat_h, heat_w), np.float32)
-    return [heat, heat, zeros, zeros, offsets, offsets, heat, offsets]
+    return {"tl_heat": heat, "br_heat": heat, "tl_tag": zeros, "br_tag": zeros,
+            "tl_regr": offsets, "br_regr": offsets, "ct_heat": heat, "ct_regr": offsets}
 
 
 def _test(cfg, net, tmp_path, split="val"):
@@ -246,6 +259,48 @@ def test_a_perfect_network_scores_ap_1(tmp_path, pages_dir):
         for box in record.boxes:
             xywh = [box[0], box[1], box[2] - box[0], box[3] - box[1]]
             assert np.abs(found_boxes - xywh).max(axis=1).min() < 0.05
+
+
+@pytest.mark.parametrize("mode", ["per-class corners (CenterNet-52)", "class map and sizes"])
+def test_a_perfect_network_scores_ap_1_in_every_class_mode(tmp_path, pages_dir, mode):
+    if mode.startswith("per-class"):
+        cfg = load_config("CenterNet-52", overrides={
+            "system": {"data_dir": str(pages_dir), "cache_dir": str(tmp_path / "cache"),
+                       "result_dir": str(tmp_path / "results")},
+            "db": {"top_k": 40, "num_dets": 400, "test_scales": [1, 0.5]}})
+        assert not cfg.db.class_agnostic_corners and cfg.db.classes_from == "centers"
+        options = {}
+    else:
+        cfg = make_cfg(pages_dir, tmp_path, classes_from="class_map", center_size=True,
+                       test_scales=[1, 0.5])
+        options = {"class_map": True}
+    db = load_db(cfg, "val")
+    net = perfect_network(db.records, cfg, **options)
+    _, run = _test(cfg, net, tmp_path)
+    assert run.metrics["AP"] >= 0.99, run.metrics
+    for record in db.records:
+        found = run.detections[record.image_id]
+        best = found[found[:, 4] > 0.9]
+        # each object once, at its place, under its own class
+        assert len(best) == record.num_objects
+        for box, cls in zip(record.boxes, record.classes):
+            match = np.abs(best[:, :4] - box).max(axis=1) < 1.5
+            assert match.sum() == 1 and best[match, 5][0] == cls
+
+
+def test_the_size_check_refuses_a_box_the_centre_does_not_support(tmp_path, pages_dir):
+    cfg = make_cfg(pages_dir, tmp_path, classes_from="class_map", center_size=True,
+                   size_tolerance=1.5)
+    # two problems one above the other, and a box made of the first one's
+    # top-left corner and the second one's bottom-right: its central region
+    # holds a centre (placed there on purpose) but of a problem half its height
+    detections = np.array([[10, 10, 70, 90, 0.5, 0.5, 0.5, 0, 1, 0, 0, 0, 0, 0]], np.float32)
+    fitting_centre = np.array([[40, 50, 0, 0.9, 60, 80]], np.float32)
+    small_centre = np.array([[40, 50, 0, 0.9, 60, 20]], np.float32)
+    assert len(center_check(detections, fitting_centre, cfg)) == 1
+    assert len(center_check(detections, small_centre, cfg)) == 0
+    without = make_cfg(pages_dir, tmp_path, classes_from="class_map", center_size=False)
+    assert len(center_check(detections, small_centre[:, :4], without)) == 1
 
 
 def test_images_of_one_call_lie_top_left_in_an_input_as_large_as_the_largest(tmp_path, pages_dir):
@@ -584,6 +639,19 @@ def test_pictures_are_written_under_non_ascii_names(tmp_path):
     path = tmp_path / "口算_页.jpg"
     write_picture(str(path), picture)
     assert cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR).shape == image.shape
+
+
+def test_a_place_reported_under_several_categories_is_drawn_once():
+    from test.visualize import category_colors, draw_detections, one_per_place
+    detections = np.array([[10, 10, 80, 30, 0.4, 2], [10, 10, 80, 30, 0.9, 1],
+                           [11, 11, 81, 31, 0.5, 3], [10, 60, 80, 80, 0.3, 4]], np.float32)
+    kept = one_per_place(detections, threshold=0.1)
+    assert kept[:, 5].tolist() == [1, 4] and kept[:, 4].tolist() == pytest.approx([0.9, 0.3])
+    picture = np.full((100, 100, 3), 255, np.uint8)
+    names = ["add", "sub", "mul", "div", "compare", "fill"]
+    assert draw_detections(picture, detections, names, category_colors(6), 0.1) == 2
+    colours = {tuple(c) for c in picture.reshape(-1, 3).tolist()}
+    assert tuple(category_colors(6)[1]) in colours and tuple(category_colors(6)[2]) not in colours
 
 
 # ----------------------------------------------------------------------------
