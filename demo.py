@@ -7,11 +7,20 @@
     python demo.py CenterNet-52 --onnx CenterNet-52_5000.onnx --images photos/ --out demo_out
 
 --images is one image, a folder (its .jpg, .jpeg, .png and .bmp files, sorted
-by name) or a ks_*.txt file (the image of each line; its boxes are ignored).
-For each image it writes `<out>/<stem>.jpg`, the picture with the boxes
-scoring at least db.vis_threshold, and `<out>/<stem>.json`, every detection
-(box x1, y1, x2, y2 in image pixels, score, class index, class name). It runs
-the pipeline of test.py (test/run.py, test/kp_detection.py).
+by name; with --recursive those of its sub-folders too) or a ks_*.txt file
+(the image of each line; its boxes are ignored). What a folder holds besides
+is named, with why it was passed over. For each image it writes
+`<out>/<stem>.jpg`, the picture with the boxes scoring at least
+db.vis_threshold, and `<out>/<stem>.json`, every detection (box x1, y1, x2, y2
+in image pixels, score, class index, class name); a sub-folder's images go to
+the same sub-folder of <out>. It runs the pipeline of test.py (test/run.py,
+test/kp_detection.py).
+
+An image that cannot be read (empty, corrupt, over db.max_image_pixels) does
+not stop the others: every readable image is processed and the unreadable
+ones are listed at the end, each with its reason. Exit status (exit_codes.py):
+0 when at least one image was processed, 2 when none could be (or the config
+or snapshot is unusable), 1 with --strict when any image could not be read.
 """
 
 from __future__ import annotations
@@ -22,10 +31,12 @@ import os
 import sys
 
 from config import ConfigError
+from exit_codes import DONE, PROBLEMS, REFUSED
 from test.cli import (add_network_arguments, choose_device, load_test_config, resolve_iteration,
                       show_warnings_briefly)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+SHOWN_ENTRIES = 20  # passed-over or unreadable files listed one a line; the rest are counted
 
 
 def parse_args(argv=None):
@@ -37,24 +48,69 @@ def parse_args(argv=None):
     parser.add_argument("--images", required=True,
                         help="an image, a folder of images or a ks_*.txt file")
     parser.add_argument("--out", required=True, help="folder for the pictures and JSON files")
+    parser.add_argument("--recursive", action="store_true",
+                        help="with a folder: the images of its sub-folders too")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 1 when any image cannot be read (default: "
+                             "only when none can, with status 2)")
     args = parser.parse_args(argv)
     if (args.testiter is None) == (args.onnx is None):
         parser.error("give either --testiter (a snapshot) or --onnx (an exported model)")
     return args
 
 
-def image_paths(source: str) -> list[str]:
-    """The images named by --images: a file, a folder or a ks txt file."""
+def image_paths(source: str, recursive: bool = False) -> tuple[list[str], list[tuple[str, str]]]:
+    """The images named by --images (a file, a folder or a ks txt file), and
+    the entries of a folder passed over, each with why: (paths, [(path, reason)])."""
     if os.path.isdir(source):
-        names = sorted(n for n in os.listdir(source) if n.lower().endswith(IMAGE_EXTENSIONS))
-        if not names:
-            raise ValueError(f"{source}: no {', '.join(IMAGE_EXTENSIONS)} files in this folder")
-        return [os.path.join(source, n) for n in names]
+        paths, passed_over = _folder_images(source, recursive)
+        if not paths:
+            raise ValueError(f"{source}: no {', '.join(IMAGE_EXTENSIONS)} files in this folder"
+                             + (" or its sub-folders" if recursive else "")
+                             + _listing(" (it holds ", passed_over, ")"))
+        return paths, passed_over
     if not os.path.isfile(source):
         raise ValueError(f"{source}: no such file or folder")
     if source.lower().endswith(".txt"):
-        return ks_image_paths(source)
-    return [source]
+        return ks_image_paths(source), []
+    return [source], []
+
+
+def _folder_images(folder: str, recursive: bool):
+    paths, passed_over = [], []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            if not recursive:
+                passed_over.append((path + os.sep, "a folder (--recursive reads its images too)"))
+            elif os.path.islink(path):  # a link to a parent would never end
+                passed_over.append((path + os.sep, "a link to a folder, not followed"))
+            else:
+                more, more_passed_over = _folder_images(path, recursive)
+                paths += more
+                passed_over += more_passed_over
+        elif name.lower().endswith(IMAGE_EXTENSIONS):
+            paths.append(path)
+        else:
+            passed_over.append((path, f"not named {', '.join(IMAGE_EXTENSIONS)}"))
+    return paths, passed_over
+
+
+def _listing(head: str, entries: list[tuple[str, str]], tail: str = "") -> str:
+    """'head a (why), b (why), ... and N more tail'; '' without entries."""
+    if not entries:
+        return ""
+    shown = [f"{path} ({why})" for path, why in entries[:SHOWN_ENTRIES]]
+    more = len(entries) - len(shown)
+    return head + ", ".join(shown) + (f" and {more} more" if more else "") + tail
+
+
+def _lines(entries: list[tuple[str, str]]) -> str:
+    """Each 'path: reason' on a line of its own, the first SHOWN_ENTRIES."""
+    lines = [f"  {path}: {why}" for path, why in entries[:SHOWN_ENTRIES]]
+    if len(entries) > SHOWN_ENTRIES:
+        lines.append(f"  ... and {len(entries) - SHOWN_ENTRIES} more")
+    return "\n".join(lines)
 
 
 def ks_image_paths(path: str) -> list[str]:
@@ -69,37 +125,39 @@ def ks_image_paths(path: str) -> list[str]:
             image = line.split()[0]
             paths.append(image if os.path.isabs(image) else os.path.join(folder, image))
     if not paths:
-        raise ValueError(f"{path}: no image lines")
+        raise ValueError(f"{path}: " + ("the file is empty" if os.path.getsize(path) == 0
+                                        else "no image lines"))
     return paths
 
 
-def unique_stems(paths: list[str]) -> list[str]:
-    """File stems, with _2, _3, ... added where two images share one."""
+def unique_stems(paths: list[str], root: str | None = None) -> list[str]:
+    """File stems (relative to the folder `root`, with its sub-folders, when
+    given), with _2, _3, ... added where two images share one."""
     stems, seen = [], {}
     for path in paths:
-        stem = os.path.splitext(os.path.basename(path))[0]
+        name = os.path.relpath(path, root) if root else os.path.basename(path)
+        stem = os.path.splitext(name)[0]
         seen[stem] = seen.get(stem, 0) + 1
         stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
     return stems
 
 
-def image_records(paths: list[str]):
-    """An ImageRecord without boxes per image; every unreadable image named at once."""
+def image_records(paths: list[str], max_pixels: int):
+    """An ImageRecord without boxes per readable image, and the others with
+    why: (records, [(path, reason)]). The size rule is db.max_image_pixels."""
     from db import ImageRecord, image_size
     from db.errors import ImageReadError
 
-    records, problems = [], []
+    records, unreadable = [], []
     for i, path in enumerate(paths):
         try:
-            width, height = image_size(path)
+            width, height = image_size(path, max_pixels)
         except ImageReadError as e:
-            problems.append(str(e))
+            unreadable.append((path, e.reason or str(e)))
             continue
         records.append(ImageRecord(image_id=i + 1, path=os.path.abspath(path), width=width,
                                    height=height, boxes=[], classes=[]))
-    if problems:
-        raise ValueError("cannot read these images:\n  " + "\n  ".join(problems))
-    return records
+    return records, unreadable
 
 
 def detections_json(record, detections, names) -> dict:
@@ -127,10 +185,18 @@ def main(argv=None) -> int:
     try:
         cfg = load_test_config(args.config, args.suffix, check_data=False,
                                precision=args.precision, assignments=args.set)
-        records = image_records(image_paths(args.images))
+        paths, passed_over = image_paths(args.images, args.recursive)
     except (ConfigError, ValueError) as e:
         print(f"demo.py: {e}", file=sys.stderr)
-        return 2
+        return REFUSED
+    if passed_over:
+        print(f"passed over {len(passed_over)} entries of {args.images}:\n{_lines(passed_over)}",
+              file=sys.stderr)
+    records, unreadable = image_records(paths, cfg.db.max_image_pixels)
+    if not records:
+        print(f"demo.py: none of the {len(paths)} images can be read:\n{_lines(unreadable)}",
+              file=sys.stderr)
+        return REFUSED
     device = choose_device(args.device)
     iteration = args.onnx or resolve_iteration(cfg, args.testiter)
     try:
@@ -138,24 +204,36 @@ def main(argv=None) -> int:
                else load_trained_network(cfg, iteration, device))
     except (FileNotFoundError, RuntimeError) as e:
         print(f"demo.py: {e}", file=sys.stderr)
-        return 1
+        return REFUSED
 
     os.makedirs(args.out, exist_ok=True)
-    stems = dict(zip((r.image_id for r in records), unique_stems([r.path for r in records])))
+    root = args.images if os.path.isdir(args.images) else None
+    stems = dict(zip((r.image_id for r in records),
+                     unique_stems([r.path for r in records], root=root and os.path.abspath(root))))
     names = cfg.db.category_names
 
     def save(record, image, detections):
         stem = os.path.join(args.out, stems[record.image_id])
+        os.makedirs(os.path.dirname(stem), exist_ok=True)  # a sub-folder's images (--recursive)
         write_picture(stem + ".jpg", render(image, detections, cfg))
         write_json(stem + ".json", detections_json(record, detections, names))
 
+    def cannot_decode(record, error):
+        unreadable.append((record.path, error.reason or str(error)))
+
     print(f"detecting with {cfg.name} iteration {iteration} on {len(records)} images on {device}")
     timer = StageTimer(device_sync(device))
-    detections = detect_records(net, records, cfg, device, timer, on_image=save, progress=True)
+    detections = detect_records(net, records, cfg, device, timer, on_image=save, progress=True,
+                                on_error=cannot_decode)
     total = sum(len(d) for d in detections.values())
-    print(f"{total} detections; pictures and JSON files in {args.out}")
+    print(f"{total} detections on {len(detections)} images; pictures and JSON files in {args.out}")
     print(timer.report())
-    return 0
+    if unreadable:
+        print(f"could not read {len(unreadable)} of {len(paths)} images (left out):\n"
+              f"{_lines(unreadable)}", file=sys.stderr)
+    if not detections:
+        return REFUSED
+    return PROBLEMS if unreadable and args.strict else DONE
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ Writes `<result_dir>/<config>/<split>_<iteration>[-<suffix>][-<--set>]/results.j
 confusion matrix) with confusion_matrix.png and pr_curves.png beside it;
 prints the metrics, the per-category table, the confusion matrix and the
 time spent in each stage. The pipeline is test/ (test/run.py).
+
+Exit status (exit_codes.py): 0 done; 1 an image could not be read part-way;
+2 unusable config, arguments, data or snapshot (missing, corrupt, of another
+network).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import sys
 
 from config import ConfigError
+from exit_codes import DONE, PROBLEMS, REFUSED
 from test.cli import (add_network_arguments, choose_device, load_test_config, resolve_iteration,
                       settings_suffix, show_warnings_briefly)
 
@@ -60,7 +65,7 @@ def main(argv=None) -> int:
                                assignments=args.set)
     except ConfigError as e:
         print(f"test.py: {e}", file=sys.stderr)
-        return 2
+        return REFUSED
     device = choose_device(args.device)
     split = cfg.system[f"{args.split}_split"]
 
@@ -71,7 +76,7 @@ def main(argv=None) -> int:
         net = load_trained_network(cfg, iteration, device)
     except (FileNotFoundError, RuntimeError, AnnotationError) as e:
         print(f"test.py: {e}", file=sys.stderr)
-        return 1
+        return REFUSED
 
     folder = (f"{split}_{iteration}" + (f"-{args.suffix}" if args.suffix else "")
               + settings_suffix(args.set))
@@ -83,11 +88,16 @@ def main(argv=None) -> int:
                          max_images=args.max_images, progress=True)
     except ImageReadError as e:
         print(f"test.py: {e}", file=sys.stderr)
-        return 1
+        return PROBLEMS
 
     print(f"results: {os.path.join(out_dir, 'results.json')} ({run.num_detections} detections)")
     if run.metrics is None:
         print(f"split {split!r} has no annotations: results.json written, nothing to evaluate")
+        if db.dataset == "KS":
+            from db.ks import ANNOTATED_MARK
+            print(f"  ({db.source} lists no boxes at all; if its pages were annotated and hold "
+                  f"no objects, add the line \"{ANNOTATED_MARK}\" to it to count the false "
+                  f"positives)")
     else:
         print(format_metrics(run.metrics))
         print(format_confusion_matrix(run.metrics["confusion_matrix"]))
@@ -97,7 +107,7 @@ def main(argv=None) -> int:
     if args.debug:
         print(f"pictures: {os.path.join(out_dir, 'debug')}")
     print(run.timer.report())
-    return 0
+    return DONE
 
 
 if __name__ == "__main__":

@@ -28,9 +28,14 @@ everything from its snapshot.
 Under torchrun, system.batch_size is the global batch, split evenly across
 the processes; rank 0 alone logs, shows progress and writes snapshots.
 
-Exit status: 0 done; 1 stopped because the loss or the weights became NaN or
-infinite (no snapshot written from them); 2 unusable config, data or
-arguments.
+Before the first step the memory a step needs on the chosen device is
+estimated (nnet/memory.py) and compared with what the machine has; a step
+that cannot fit stops the run there, saying what to change.
+
+Exit status (exit_codes.py): 0 done; 1 stopped because the loss or the
+weights became NaN or infinite, or a step ran out of memory (no snapshot
+written from them; the last one is intact); 2 unusable config, data,
+snapshot or arguments, or a step that cannot fit in memory.
 """
 
 from __future__ import annotations
@@ -44,10 +49,13 @@ import time
 import torch
 from tqdm import tqdm
 
-from config import ConfigError, load_config, parse_assignments
+from config import SCHEMA, ConfigError, load_config, parse_assignments
+from exit_codes import DONE, PROBLEMS, REFUSED
 from db import AnnotationError, ImageReadError, load_db
 from nnet import distributed
 from nnet.checkpoints import best_snapshot_path, find_snapshot, snapshot_path
+from nnet.memory import (NotEnoughMemoryError, StepOutOfMemoryError, check_step_fits,
+                         is_out_of_memory, step_out_of_memory)
 from nnet.py_factory import LOSS_NAMES, NetworkFactory, NonFiniteLossError
 from nnet.snapshot import SnapshotError, load_snapshot, save_snapshot
 from sample.dataset import (TrainingExamples, ValidationExamples, print_note, training_loader,
@@ -77,6 +85,9 @@ def parse_args(argv=None):
     parser.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
                         help="stop after the first iteration that ends past this many minutes "
                              "of training (a snapshot is written there; --iter resumes it)")
+    parser.add_argument("--no-memory-check", action="store_true",
+                        help="start even when the estimate of a step's memory says it will not "
+                             "fit (nnet/memory.py)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="change one setting of the config, e.g. --set system.learning_rate=1e-4 "
                              "(repeatable; the value is JSON, or else a string); snapshots keep "
@@ -88,6 +99,11 @@ def parse_args(argv=None):
         args.start_iter = int(args.start_iter)
     if args.workers is not None and args.workers < 0:
         parser.error("--workers must be >= 0")
+    if args.max_iter is not None:
+        try:  # the schema's own check, so that the message blames the flag, not the file
+            SCHEMA["system"]["max_iter"].check(args.max_iter)
+        except ValueError as e:
+            parser.error(f"--max-iter (which replaces system.max_iter) {e}")
     if args.amp and args.precision not in (None, "fp16"):
         parser.error(f"--amp means --precision fp16; it contradicts --precision {args.precision}")
     if args.time_budget is not None and args.time_budget <= 0:
@@ -115,21 +131,25 @@ def main(argv=None) -> int:
                 f"use a multiple of {world_size}")
         device = choose_device(args.device)
     except ConfigError as e:
-        return _fail(rank, str(e), 2)
+        return _fail(rank, str(e), REFUSED)
 
     context = distributed.init_from_env(device)
     clean = False
     try:
         train(cfg, args, context)
         clean = True
-        return 0
+        return DONE
     except (NonFiniteLossError, NonFiniteWeightsError) as e:
         clean = True  # every rank stops at the same iteration
         hint = getattr(e, "hint", "")
-        return _fail(rank, f"stopped: {e}; no snapshot was written from these weights. {hint}", 1)
-    except (ConfigError, AnnotationError, ImageReadError, FileNotFoundError, SnapshotError) as e:
+        return _fail(rank, f"stopped: {e}; no snapshot was written from these weights. {hint}",
+                     PROBLEMS)
+    except StepOutOfMemoryError as e:
+        return _fail(rank, f"stopped: {e}", PROBLEMS)
+    except (ConfigError, AnnotationError, ImageReadError, FileNotFoundError, SnapshotError,
+            NotEnoughMemoryError) as e:
         clean = True  # every rank reads the same config and data
-        return _fail(rank, str(e), 2)
+        return _fail(rank, str(e), REFUSED)
     finally:
         distributed.shutdown(context, clean)
 
@@ -184,6 +204,8 @@ def train(cfg, args, context: distributed.Context) -> None:
     if start >= system.max_iter:
         say(f"nothing to do: the snapshot is at iteration {start}, system.max_iter is {system.max_iter}")
         return
+    if not args.no_memory_check:
+        check_step_fits(factory, train_set, per_process_batch, local_processes)
     loader = training_loader(train_set, start + 1, system.max_iter, context.rank,
                              context.world_size, workers, context.device.type == "cuda")
     periodic = PeriodicWork(cfg, factory, context, val_set, workers, last_snapshot,
@@ -197,14 +219,19 @@ def train(cfg, args, context: distributed.Context) -> None:
         waited = time.perf_counter() - tick
         try:
             losses = factory.train_step(batch)
+            seconds = time.perf_counter() - tick
+            # every process must agree to stop at the same iteration
+            out_of_time = deadline is not None and distributed.any_true(
+                time.perf_counter() > deadline, context)
+            periodic.after_step(iteration, losses, seconds, waited, progress, last=out_of_time)
         except NonFiniteLossError as e:
             e.hint = periodic.last_good()
             raise
-        seconds = time.perf_counter() - tick
-        # every process must agree to stop at the same iteration
-        out_of_time = deadline is not None and distributed.any_true(
-            time.perf_counter() > deadline, context)
-        periodic.after_step(iteration, losses, seconds, waited, progress, last=out_of_time)
+        except RuntimeError as e:  # torch.cuda.OutOfMemoryError is one
+            if not is_out_of_memory(e):
+                raise
+            raise step_out_of_memory(e, iteration, factory, per_process_batch,
+                                     periodic.last_good()) from None
         tick = time.perf_counter()
         if out_of_time:
             say(f"time budget of {args.time_budget:g} min used: stopped at iteration {iteration}")
@@ -282,7 +309,8 @@ class PeriodicWork:
                                out_dir, max_images=self.cfg.system.val_ap_images) or {}
             metrics = {f"val_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
             ap = metrics.get("val_AP")
-            if ap is not None and (self.best_ap is None or ap > self.best_ap):
+            # -1: no ground truth on those pages, AP undefined (test/evaluate.py)
+            if ap is not None and ap >= 0 and (self.best_ap is None or ap > self.best_ap):
                 self.best_ap = ap
                 self.save(best_snapshot_path(self.cfg), {"iteration": iteration, **metrics},
                           quiet=True)

@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .detection import DetectionDB
-from .errors import AnnotationError, Problem, split_keys
+from .errors import AnnotationError, ImageTooLargeError, Problem, split_keys
+from .image_io import check_pixels
 from .records import ImageRecord
 
 # Above this many images, a split whose image files are all missing gets one
@@ -61,12 +62,17 @@ def load_coco_db(cfg, split: str) -> CocoDB:
             f"and images/<split>/, or the split name ({split_keys(cfg, split)}) in "
             f"{cfg.path or 'the config'}")
     return load_coco(annotation_path, image_dir, cfg.db.categories,
-                     config_names=cfg.db.category_names, split=split)
+                     config_names=cfg.db.category_names, split=split,
+                     max_pixels=cfg.db.max_image_pixels)
 
 
 def load_coco(annotation_path: str, image_dir: str, categories: int,
-              config_names: list[str] | None = None, split: str = "") -> CocoDB:
-    """Read an instances json into a CocoDB; `AnnotationError` listing every problem."""
+              config_names: list[str] | None = None, split: str = "",
+              max_pixels: int | None = None) -> CocoDB:
+    """Read an instances json into a CocoDB; `AnnotationError` listing every problem.
+
+    An image larger than `max_pixels` (db.max_image_pixels; default its
+    schema default), by the json's width and height, is one of them."""
     annotation_path = os.path.abspath(annotation_path)
     data = _read_json(annotation_path)
     errors, warnings = [], []
@@ -124,6 +130,11 @@ def load_coco(annotation_path: str, image_dir: str, categories: int,
         elif image["id"] in images:
             error(f"image id {image['id']} appears twice", where)
         else:
+            try:
+                check_pixels(image["file_name"], image["width"], image["height"], max_pixels)
+            except ImageTooLargeError as e:
+                error(f"image {image['file_name']} is too large: {e.reason}", where)
+                continue
             images[image["id"]] = image
 
     # annotations

@@ -3,7 +3,8 @@
 A reader never stops at the first mistake: it collects every `Problem`
 (`file:line: reason`) in one pass and raises one `AnnotationError` that lists
 them all, so a user fixes a file in one round (ks-format.md, "What bad input
-gets"). `ImageReadError` is the one error of reading a single image.
+gets"). `ImageReadError` is the one error of reading a single image;
+`ImageTooLargeError`, one of them, says it is over db.max_image_pixels.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class ImageReadError(OSError):
 
     def __reduce__(self):
         return (type(self), (self.path, self.reason))
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than db.max_image_pixels (db/image_io.py)."""
 
 
 def split_keys(cfg, split: str) -> str:

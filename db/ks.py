@@ -16,15 +16,18 @@ Blank lines and lines whose first non-blank character is `#` are ignored.
 Every problem is found in one pass and reported as `file:line: reason`, all
 of them in one `AnnotationError`: a box with the wrong number of fields, a
 non-number, NaN or infinity, x2 <= x1 or y2 <= y1, a category out of range,
-an image listed twice, an image that does not exist or cannot be read, a box
-entirely outside its image, a line that is not UTF-8. A box partly outside
-its image is clipped to it, with a warning naming file:line.
+an image listed twice, an image that does not exist or cannot be read, an
+image of more than db.max_image_pixels pixels, a box entirely outside its
+image, a line that is not UTF-8. A line that repeats an image is checked
+like any other (its boxes against the image too), so fixing the repetition
+brings no new error. A box partly outside its image is clipped to it, with a
+warning naming file:line.
 
 Loading (`load_ks_db`) reads each image's header (its size) with Pillow: fast,
 and enough to catch a missing or non-image file. The check command decodes
 every image fully with OpenCV, which also catches truncated and corrupt files:
 
-    python -m db.ks data/ks/ks_train.txt [--categories N] [--config NAME]
+    python -m db.ks data/ks/ks_train.txt [--categories N] [--config NAME] [--max-image-pixels N]
 
 It prints the number of images, the objects per category, the most objects
 on one image, and every problem; exit status 1 when there is any error.
@@ -34,7 +37,10 @@ Unannotated splits: a file that contains no box at all (for example a user's
 ks_test.txt listing only images) is read as a split without annotations,
 `has_annotations=False`: it can be tested on but not evaluated. A file with
 at least one box is annotated, and its images without boxes are images
-without objects.
+without objects. So is a file holding the comment line `# annotated`: its
+pages were looked at and hold no objects, so test.py evaluates it (every
+detection is a false positive) instead of writing results only. The two
+cases read the same otherwise, so the file has to say which it is.
 
 Image ids are 1-based in file order; category ids are c + 1.
 """
@@ -46,6 +52,7 @@ import math
 import operator
 import os
 import re
+import shlex
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,7 +61,7 @@ import cv2
 import numpy as np
 
 from .detection import DetectionDB
-from .errors import AnnotationError, ImageReadError, Problem, plural, split_keys
+from .errors import AnnotationError, ImageReadError, ImageTooLargeError, Problem, plural, split_keys
 from .image_io import image_size, read_image
 from .records import ImageRecord
 
@@ -62,6 +69,10 @@ KS_FILE = "ks_{split}.txt"
 
 _LINE_BREAK = re.compile(rb"\r\n|\n|\r")
 _UTF8_BOM = b"\xef\xbb\xbf"
+# "# annotated": a file without boxes is annotated pages without objects,
+# not an image list (see the module docstring)
+ANNOTATED_MARK = "# annotated"
+_ANNOTATED_MARK = re.compile(r"#\s*annotated\b", re.IGNORECASE)
 _BOX_FIELDS = ("x1", "y1", "x2", "y2", "c")
 _DROP_NUMBER_CHARACTERS = str.maketrans("", "", "0123456789.,+-eE")
 _count_commas = operator.methodcaller("count", ",")
@@ -79,6 +90,7 @@ class KSLine:
     box_texts: list = field(default_factory=list)   # (position on the line, text)
     width: int | None = None  # known once the image was read
     height: int | None = None
+    repeat_of: int | None = None  # the line that listed this image first
 
 
 @dataclass
@@ -90,10 +102,16 @@ class KSReport:
     lines: list[KSLine]
     errors: list[Problem]
     warnings: list[Problem]
+    marked_annotated: bool = False  # holds the line "# annotated"
 
     @property
     def num_objects(self) -> int:
         return sum(len(line.classes) for line in self.lines)
+
+    @property
+    def has_annotations(self) -> bool:
+        """Annotated: at least one box, or marked so; else an image list."""
+        return self.num_objects > 0 or self.marked_annotated
 
     def objects_per_category(self) -> np.ndarray:
         """(categories,) int64: boxes of each category (the valid ones)."""
@@ -120,8 +138,11 @@ class KSReport:
 # parsing: text only
 # ----------------------------------------------------------------------
 
-def parse_ks_text(source: str, data: bytes, categories: int) -> tuple[list[KSLine], list[Problem]]:
-    """Parse the bytes of a ks file: the image lines and the text problems.
+def parse_ks_text(source: str, data: bytes,
+                  categories: int) -> tuple[list[KSLine], list[Problem], bool]:
+    """Parse the bytes of a ks file: the image lines (a repeated image's
+    too, marked `repeat_of`), the text problems, and whether the file holds
+    the line "# annotated".
 
     `source` is the file's path: relative image paths resolve against its
     folder, and problems name it.
@@ -132,6 +153,7 @@ def parse_ks_text(source: str, data: bytes, categories: int) -> tuple[list[KSLin
     lines: list[KSLine] = []
     problems: list[Problem] = []
     first_seen: dict[str, int] = {}
+    marked_annotated = False
 
     def problem(number, message):
         problems.append(Problem(source, number, message))
@@ -146,6 +168,7 @@ def parse_ks_text(source: str, data: bytes, categories: int) -> tuple[list[KSLin
         # A byte-order mark can also sit mid-file where files were concatenated.
         text = text.lstrip("\ufeff").strip(" \t")
         if not text or text.startswith("#"):
+            marked_annotated = marked_annotated or bool(_ANNOTATED_MARK.match(text))
             continue
         fields = [f for f in text.replace("\t", " ").split(" ") if f]
         written_path = fields[0]
@@ -154,10 +177,10 @@ def parse_ks_text(source: str, data: bytes, categories: int) -> tuple[list[KSLin
             continue
         path = os.path.normpath(os.path.join(folder, written_path))
         key = os.path.normcase(path)
-        if key in first_seen:
+        entry = KSLine(number, written_path, path, repeat_of=first_seen.get(key))
+        if entry.repeat_of is not None:
             problem(number, f"image {_show(written_path)} is listed again (first on line "
-                            f"{first_seen[key]}): put all its boxes on one line")
-        entry = KSLine(number, written_path, path)
+                            f"{entry.repeat_of}): put all its boxes on one line")
         good = _parse_good_line(fields[1:], categories)
         if good is not None:
             entry.boxes = good[:, :4].tolist()
@@ -165,10 +188,9 @@ def parse_ks_text(source: str, data: bytes, categories: int) -> tuple[list[KSLin
             entry.box_texts = list(enumerate(fields[1:], 1))
         else:
             _parse_boxes_one_by_one(entry, fields[1:], categories, problem)
-        if key not in first_seen:  # a repeated line's boxes are checked, its image once
-            first_seen[key] = number
-            lines.append(entry)
-    return lines, problems
+        first_seen.setdefault(key, number)
+        lines.append(entry)  # repeats too: their boxes are checked against the image
+    return lines, problems, marked_annotated
 
 
 def _parse_boxes_one_by_one(entry: KSLine, tokens: list[str], categories: int, problem):
@@ -283,39 +305,48 @@ def _show(text: str) -> str:
 # checks against the images
 # ----------------------------------------------------------------------
 
-def _probe(path: str, decode: bool):
-    """(width, height) or the ImageReadError; `decode` reads every pixel."""
+def _probe(path: str, decode: bool, max_pixels: int | None):
+    """(width, height) or the ImageReadError; `decode` reads every pixel.
+
+    The size rule comes first, from the header, so that an image too large
+    to use is never decoded."""
     try:
+        width, height = image_size(path, max_pixels)
         if decode:
             height, width = read_image(path).shape[:2]
-            return width, height
-        return image_size(path)
+        return width, height
     except ImageReadError as e:
         return e
 
 
 def check_images(source: str, lines: list[KSLine], decode: bool = False,
-                 progress: bool = False) -> tuple[list[Problem], list[Problem]]:
+                 progress: bool = False,
+                 max_pixels: int | None = None) -> tuple[list[Problem], list[Problem]]:
     """Read each line's image (header, or every pixel with `decode`) and
     check its boxes against its size: (errors, warnings).
 
     Sets each line's width and height, clips boxes partly outside the image
-    (a warning) and drops boxes entirely outside it (an error)."""
+    (a warning) and drops boxes entirely outside it (an error). An image of
+    more than `max_pixels` pixels (default: db.max_image_pixels's default)
+    is an error."""
     errors, warnings = [], []
-    paths = [line.path for line in lines]
+    paths = list(dict.fromkeys(line.path for line in lines))  # a repeated image is read once
     workers = min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(lambda p: _probe(p, decode), paths)
+        results = pool.map(lambda p: _probe(p, decode, max_pixels), paths)
         if progress:
             from tqdm import tqdm
             results = tqdm(results, total=len(paths), desc="reading images", unit="image",
                            file=sys.stderr)
-        sizes = list(results)
+        size_of = dict(zip(paths, results))
 
-    for line, size in zip(lines, sizes):
+    for line in lines:
+        size = size_of[line.path]
         if isinstance(size, ImageReadError):
             shown = _show(line.written_path)
-            if not os.path.exists(line.path):
+            if isinstance(size, ImageTooLargeError):
+                errors.append(Problem(source, line.line, f"image {shown} is too large: {size.reason}"))
+            elif not os.path.exists(line.path):
                 where = "" if line.written_path == line.path else f" (looked for {line.path})"
                 errors.append(Problem(source, line.line, f"image {shown} does not exist{where}"))
             else:
@@ -351,35 +382,40 @@ def _fit_boxes(source, line, errors, warnings):
 # ----------------------------------------------------------------------
 
 def inspect_ks_file(path: str, categories: int, decode: bool = False,
-                    progress: bool = False) -> KSReport:
+                    progress: bool = False, max_pixels: int | None = None) -> KSReport:
     """Parse a ks file and check it against its images, collecting every problem.
 
     Raises only when the file itself cannot be read; every problem of its
     content is in the report. `decode=True` decodes every image (the check
-    command); otherwise only headers are read (loading)."""
+    command); otherwise only headers are read (loading). `max_pixels`:
+    db.max_image_pixels (default: its schema default)."""
     path = os.path.abspath(path)
     with open(path, "rb") as f:
         data = f.read()
-    lines, errors = parse_ks_text(path, data, categories)
-    image_errors, warnings = check_images(path, lines, decode=decode, progress=progress)
+    lines, errors, marked_annotated = parse_ks_text(path, data, categories)
+    image_errors, warnings = check_images(path, lines, decode=decode, progress=progress,
+                                          max_pixels=max_pixels)
     errors += image_errors
+    lines = [line for line in lines if line.repeat_of is None]  # one record per image
     if not lines and not errors:
         errors.append(Problem(path, 0, "lists no images"))
     errors.sort(key=lambda p: p.line)  # stable: a line's problems stay in order
-    return KSReport(path, categories, lines, errors, warnings)
+    return KSReport(path, categories, lines, errors, warnings, marked_annotated)
 
 
 def load_ks(path: str, categories: int, category_names: list[str] | None = None,
-            split: str = "") -> DetectionDB:
-    """Read a ks file into a DetectionDB; `AnnotationError` listing every problem."""
-    report = inspect_ks_file(path, categories)
+            split: str = "", max_pixels: int | None = None) -> DetectionDB:
+    """Read a ks file into a DetectionDB; `AnnotationError` listing every problem.
+
+    `max_pixels`: db.max_image_pixels (default: its schema default)."""
+    report = inspect_ks_file(path, categories, max_pixels=max_pixels)
     if report.errors:
         raise AnnotationError(report.source, report.errors,
-                              hint=f"check again with `python -m db.ks {report.source}`")
+                              hint=f"check again with `python -m db.ks {shlex.quote(report.source)}`")
     names = list(category_names) if category_names else [f"class_{c}" for c in range(categories)]
     db = DetectionDB(report.records(), category_names=names,
                      category_ids=list(range(1, categories + 1)),
-                     has_annotations=report.num_objects > 0, source=report.source,
+                     has_annotations=report.has_annotations, source=report.source,
                      split=split, dataset="KS", warnings=report.warnings)
     db.log_warnings()
     return db
@@ -394,7 +430,8 @@ def load_ks_db(cfg, split: str) -> DetectionDB:
     path = ks_path(cfg, split)
     if not os.path.isfile(path):
         raise FileNotFoundError(_missing_file_message(cfg, split, path))
-    return load_ks(path, cfg.db.categories, cfg.db.category_names, split=split)
+    return load_ks(path, cfg.db.categories, cfg.db.category_names, split=split,
+                   max_pixels=cfg.db.max_image_pixels)
 
 
 def _missing_file_message(cfg, split, path):
@@ -407,7 +444,7 @@ def _missing_file_message(cfg, split, path):
         message += f"; {folder} holds {', '.join(found)}" if found else f"; {folder} holds no ks_*.txt"
     else:
         message += (f"; {folder} does not exist (generate the synthetic set with "
-                    f"`python -m db.synth --out {folder}` or point data_dir at your data)")
+                    f"`python -m db.synth --out {shlex.quote(folder)}` or point data_dir at your data)")
     return message
 
 
@@ -437,36 +474,46 @@ def _format_number(value: float) -> str:
 
 def main(argv=None) -> int:
     from config import ConfigError, load_config
+    from exit_codes import PROBLEMS, REFUSED
 
     parser = argparse.ArgumentParser(
         prog="python -m db.ks",
         description="Check a ks annotation file (ks-format.md): every box, and every image "
-                    "fully decoded. Exit status 1 when there is any error.")
+                    "fully decoded. Exit status 1 when the file has any error, 2 when it "
+                    "cannot be checked (no such file, a bad --config).")
     parser.add_argument("path", help="the ks_<split>.txt file")
     parser.add_argument("--config", default="CenterNet-52", metavar="NAME",
                         help="config giving db.categories and category names (default: %(default)s)")
     parser.add_argument("--categories", type=int, default=None, metavar="N",
                         help="number of categories (default: the config's db.categories)")
+    parser.add_argument("--max-image-pixels", type=int, default=None, metavar="N",
+                        help="largest image accepted, in pixels (default: the config's "
+                             "db.max_image_pixels, the limit train.py, test.py and demo.py apply)")
     args = parser.parse_args(argv)
 
     try:
         cfg = load_config(args.config, check_data=False)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return REFUSED
     categories = args.categories if args.categories is not None else cfg.db.categories
     if categories < 1:
         parser.error(f"--categories must be >= 1, got {categories}")
     names = (cfg.db.category_names if categories == cfg.db.categories
              else [""] * categories)
+    max_pixels = (cfg.db.max_image_pixels if args.max_image_pixels is None
+                  else args.max_image_pixels)
+    if max_pixels < 1:
+        parser.error(f"--max-image-pixels must be >= 1, got {max_pixels}")
 
     if not os.path.isfile(args.path):
         print(f"error: no such file: {args.path}", file=sys.stderr)
-        return 1
+        return REFUSED
     _quiet_opencv()
-    report = inspect_ks_file(args.path, categories, decode=True, progress=sys.stderr.isatty())
+    report = inspect_ks_file(args.path, categories, decode=True, progress=sys.stderr.isatty(),
+                             max_pixels=max_pixels)
     print(summarize(report, names, max_tag_len=(cfg.db.max_tag_len, cfg.name)))
-    return 1 if report.errors else 0
+    return PROBLEMS if report.errors else 0
 
 
 def summarize(report: KSReport, category_names: list[str], max_tag_len=None) -> str:
@@ -476,6 +523,10 @@ def summarize(report: KSReport, category_names: list[str], max_tag_len=None) -> 
     lines = [report.source]
     empty = sum(1 for line in report.lines if not line.classes)
     lines.append(f"  images: {len(report.lines):,} ({empty:,} without objects)")
+    if report.lines and not report.has_annotations and not report.errors:
+        lines.append(f"  no boxes at all: read as a list of images without annotations (test.py "
+                     f"writes results only); if the pages were annotated and hold no objects, "
+                     f"add the line \"{ANNOTATED_MARK}\" to the file")
     counted = " (boxes without problems)" if report.errors else ""
     lines.append(f"  objects: {report.num_objects:,}{counted}")
     width = max((len(n) for n in category_names), default=0)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 
+from config import command_line_name
+
 
 def snapshot_path(cfg, iteration: int) -> str:
     return os.path.join(cfg.snapshot_dir, f"{cfg.name}_{iteration}.pkl")
@@ -44,7 +46,7 @@ def find_snapshot(cfg, iteration) -> str:
     if iteration == "latest":
         if not iterations:
             raise FileNotFoundError(f"no snapshots of {cfg.name} in {cfg.snapshot_dir}; "
-                                    f"train first: python train.py {cfg.name}")
+                                    f"train first: python train.py {command_line_name(cfg)}")
         iteration = iterations[-1]
     path = best_snapshot_path(cfg) if iteration == "best" else snapshot_path(cfg, int(iteration))
     if not os.path.isfile(path):
@@ -58,10 +60,13 @@ def load_trained_network(cfg, iteration, device):
     (channels_last when system.channels_last), eval mode."""
     import torch
     from models import build_network
-    from nnet.snapshot import load_snapshot
+    from nnet.snapshot import SnapshotError, load_snapshot
 
     path = find_snapshot(cfg, iteration)
     state = load_snapshot(path, map_location="cpu")
+    if not (isinstance(state, dict) and isinstance(state.get("network"), dict)):
+        raise SnapshotError(f"{path} is not a snapshot: a torch file, but without the network "
+                            f"weights a snapshot holds (written by train.py)")
     net = build_network(cfg)
     try:
         net.load_state_dict(state["network"])

@@ -71,11 +71,31 @@ def load_snapshot(path, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise SnapshotError(
-            f"cannot load snapshot {path}: not a file of tensors and plain containers "
-            f"(torch.load with weights_only=True refuses other objects): {_refusal(e)}") from e
+        refused = _refusal(e)
+        if refused.startswith(_REFUSED_OBJECT):
+            raise SnapshotError(
+                f"cannot load snapshot {path}: it holds objects other than tensors and plain "
+                f"containers (torch.load with weights_only=True refuses them): {refused}") from e
+        raise SnapshotError(_corrupt(path, refused)) from e
     except Exception as e:  # zip, storage and device errors all mean "unusable file"
-        raise SnapshotError(f"cannot load snapshot {path}: {type(e).__name__}: {_first_line(e)}") from e
+        detail = f"{type(e).__name__}: {_first_line(e)}"
+        if isinstance(e, (EOFError, UnicodeDecodeError)) or any(
+                sign in str(e) for sign in _DAMAGED_FILE):
+            raise SnapshotError(_corrupt(path, detail)) from e
+        raise SnapshotError(f"cannot load snapshot {path}: {detail}") from e
+
+
+# How weights_only words a well-formed pickle of a refused object; any other
+# unpickling error means bytes that are no pickle at all.
+_REFUSED_OBJECT = ("Unsupported global", "Unsupported class", "Trying to call reduce")
+# How torch.load words a file cut short or not of its format.
+_DAMAGED_FILE = ("PytorchStreamReader", "zip archive", "magic number")
+
+
+def _corrupt(path, detail):
+    return (f"cannot load snapshot {path}: not a snapshot, or a corrupt one (truncated, damaged "
+            f"in a copy, or not written by torch.save); use another snapshot, or train again "
+            f"({detail})")
 
 
 def _refusal(error):

@@ -8,11 +8,13 @@ import argparse
 import hashlib
 import os
 import re
+import sys
 import warnings
 
 import torch
 
 from config import load_config, parse_assignments
+from exit_codes import REFUSED
 
 
 def iteration_argument(value: str):
@@ -51,10 +53,17 @@ def choose_device(name: str | None) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise SystemExit(f"--device: not a device: {name!r} (cpu, cuda or cuda:N)") from None
+        _refuse(f"--device: not a device: {name!r} (cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: PyTorch sees no CUDA device here")
+        _refuse(f"--device {name}: PyTorch sees no CUDA device here")
     return device
+
+
+def _refuse(message: str):
+    # exit status 2 as for every unusable argument (exit_codes.py), not
+    # SystemExit(message)'s 1
+    print(f"{os.path.basename(sys.argv[0])}: {message}", file=sys.stderr)
+    raise SystemExit(REFUSED)
 
 
 def load_test_config(name: str, suffix: str | None, check_data: bool = True,

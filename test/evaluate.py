@@ -14,6 +14,13 @@ the precisions that are > -1; -1 where the split has no ground truth in that
 area range, null for a category without ground truth). AR1, AR10 and AR100
 are COCO's. With max_per_image <= 100 every number equals
 COCOeval.summarize's.
+
+Pages without objects: COCO AP does not count a detection on a page without
+ground truth unless it outranks a true one, so every evaluation also counts
+the detections scoring at least `db.vis_threshold` (what the pictures draw)
+on those pages, each a false positive, and per page. A split whose pages all
+hold no objects (a ks file marked "# annotated", db/ks.py) has undefined AP
+and AR (-1, COCO's value without ground truth); that count is its measure.
 """
 
 from __future__ import annotations
@@ -135,20 +142,48 @@ def zero_metrics(db, cfg, image_ids) -> dict:
     return metrics
 
 
+def false_positives_on_empty_pages(results: list[dict], db, image_ids, threshold: float) -> dict:
+    """The pages without objects among `image_ids`, and the detections on them
+    scoring at least `threshold`: every one is a false positive."""
+    empty = {int(i) for i in image_ids if db.record(i).num_objects == 0}
+    count = sum(1 for r in results if r["image_id"] in empty and r["score"] >= threshold)
+    return {"empty_pages": len(empty), "empty_page_false_positives": count,
+            "empty_page_false_positives_per_page": count / len(empty) if empty else None,
+            "false_positive_threshold": threshold}
+
+
+def undefined_metrics(db, cfg, image_ids, num_detections: int) -> dict:
+    """Metrics of pages without any ground truth: AP and AR undefined (-1)."""
+    metrics = {key: -1.0 for key in SUMMARY_KEYS}
+    metrics["per_category"] = {name: None for name in db.category_names}
+    metrics["per_category_AP50"] = {name: None for name in db.category_names}
+    metrics.update(max_dets=max_dets_for(cfg)[-1], num_images=len(image_ids),
+                   num_detections=num_detections)
+    return metrics
+
+
 def evaluate(results: list[dict], db, cfg, image_ids) -> dict:
     """COCO metrics of `results` on the images `image_ids` of `db` (the metrics.json dict).
 
     Keys: AP, AP50, AP75, APs, APm, APl (at max_dets), AR1, AR10, AR100,
     per_category {name: AP or null (no ground truth)}, per_category_AP50,
     pr_curves (test/pr_curves.py: per-category precision at IoU 0.5 against recall),
-    max_dets, num_images, num_detections.
-    No detections at all: every metric 0.0 and a warning.
+    max_dets, num_images, num_detections, and on the pages without objects
+    empty_pages, empty_page_false_positives (detections >= db.vis_threshold),
+    empty_page_false_positives_per_page, false_positive_threshold.
+    No detections at all: every metric 0.0 and a warning. No objects on any
+    page: AP and AR -1 (undefined), per-category null, no pr_curves.
     """
     image_ids = list(image_ids)
+    empty_pages = false_positives_on_empty_pages(results, db, image_ids, cfg.db.vis_threshold)
+    if empty_pages["empty_pages"] == len(image_ids):
+        metrics = undefined_metrics(db, cfg, image_ids, len(results))
+        metrics.update(empty_pages)
+        return metrics
     if not results:
         warnings.warn(f"no detections on any of the {len(image_ids)} images of "
                       f"{db.source}: every metric is 0", DetectionWarning, stacklevel=2)
-        return zero_metrics(db, cfg, image_ids)
+        return {**zero_metrics(db, cfg, image_ids), **empty_pages}
     max_dets = max_dets_for(cfg)
     coco_eval = run_cocoeval(db.coco_gt(), results, image_ids, max_dets)
     metrics = summarize(coco_eval)
@@ -158,6 +193,7 @@ def evaluate(results: list[dict], db, cfg, image_ids) -> dict:
                                     for name, v in per_category.items()}
     metrics["pr_curves"] = pr_curves(coco_eval, db.category_ids, db.category_names)
     metrics.update(max_dets=max_dets[-1], num_images=len(image_ids), num_detections=len(results))
+    metrics.update(empty_pages)
     return metrics
 
 
@@ -175,6 +211,14 @@ def format_metrics(metrics: dict) -> str:
         lines.append(f"  {'category':<{width}}  {'AP':>6}  {'AP50':>6}")
         for name, ap in per_category.items():
             lines.append(f"  {name:<{width}}  {_number(ap):>6}  {_number(ap50.get(name)):>6}")
+    empty = metrics.get("empty_pages")
+    if empty:
+        if empty == metrics["num_images"]:
+            lines.append("  no page holds an object: AP and AR are undefined (-)")
+        count = metrics["empty_page_false_positives"]
+        lines.append(f"  pages without objects: {empty}; detections on them scoring >= "
+                     f"{metrics['false_positive_threshold']:g} (db.vis_threshold): {count} "
+                     f"({count / empty:.2f} per page), every one a false positive")
     return "\n".join(lines)
 
 

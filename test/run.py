@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from db import read_image
+from db import ImageReadError, read_image
 
 from .confusion import PICTURE as CONFUSION_PICTURE
 from .confusion import confusion_matrix, draw_confusion_matrix
@@ -59,26 +59,40 @@ def warn_if_top_k_too_small(db, cfg, records=None) -> int:
     return most
 
 
-def _load_and_prepare(records, cfg, pin_memory):
-    """Read and prepare the images of one network call; (images, prepared, seconds)."""
+def _load_and_prepare(records, cfg, pin_memory, keep_going):
+    """Read and prepare the images of one network call:
+    (records read, images, prepared, [(record, ImageReadError)], seconds).
+    Without `keep_going` the first unreadable image raises."""
     start = time.perf_counter()
-    images, prepared = [], []
+    kept, images, prepared, failed = [], [], [], []
     for record in records:
-        image = read_image(record.path)
-        if image.shape[:2] != (record.height, record.width):
-            raise ValueError(f"{record.path}: the image is {image.shape[1]}x{image.shape[0]} but "
-                             f"its record says {record.width}x{record.height}")
+        try:
+            image = read_image(record.path)
+            if image.shape[:2] != (record.height, record.width):
+                raise ImageReadError(record.path, f"the image is {image.shape[1]}x{image.shape[0]} "
+                                                  f"but its record says {record.width}x{record.height}")
+        except ImageReadError as error:
+            if not keep_going:
+                raise
+            failed.append((record, error))
+            continue
+        kept.append(record)
         images.append(image)
         # a single image goes to the device as prepared; a call of several is
         # copied into one batch first, and that batch is what gets pinned
         prepared.append(prepare_image(image, cfg, pin_memory=pin_memory and len(records) == 1))
-    return images, prepared, time.perf_counter() - start
+    return kept, images, prepared, failed, time.perf_counter() - start
 
 
-def detect_records(net, records, cfg, device, timer: StageTimer, on_image=None, progress=False):
+def detect_records(net, records, cfg, device, timer: StageTimer, on_image=None, progress=False,
+                   on_error=None):
     """{image_id: (N, 6) final detections} of `records`, `db.test_batch_images`
     per network call; `on_image(record, image, detections)` is called for each
-    (debug pictures). The next call's images are prepared while the network runs."""
+    (debug pictures). The next call's images are prepared while the network runs.
+
+    An image that cannot be decoded raises `ImageReadError`; with
+    `on_error(record, error)` it is passed there instead and left out (demo.py
+    goes on with the other images)."""
     device = torch.device(device)
     pin_memory = device.type == "cuda"
     per_call = cfg.db.test_batch_images
@@ -89,14 +103,19 @@ def detect_records(net, records, cfg, device, timer: StageTimer, on_image=None, 
         from tqdm import tqdm
         bar = tqdm(total=len(records), desc="testing", unit="image", dynamic_ncols=True)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-prepare") as pool:
-        pending = pool.submit(_load_and_prepare, groups[0], cfg, pin_memory) if groups else None
+        keep_going = on_error is not None
+        pending = (pool.submit(_load_and_prepare, groups[0], cfg, pin_memory, keep_going)
+                   if groups else None)
         for g, group in enumerate(groups):
-            images, prepared, seconds = pending.result()
+            kept, images, prepared, failed, seconds = pending.result()
             timer.add("preparation", seconds)
             if g + 1 < len(groups):
-                pending = pool.submit(_load_and_prepare, groups[g + 1], cfg, pin_memory)
-            found = detect_images(net, prepared, cfg, device, timer, pin_memory=pin_memory)
-            for record, image, boxes in zip(group, images, found):
+                pending = pool.submit(_load_and_prepare, groups[g + 1], cfg, pin_memory, keep_going)
+            for record, error in failed:
+                on_error(record, error)
+            found = (detect_images(net, prepared, cfg, device, timer, pin_memory=pin_memory)
+                     if prepared else [])
+            for record, image, boxes in zip(kept, images, found):
                 timer.images += 1
                 detections[record.image_id] = boxes
                 if on_image is not None:
