@@ -30,7 +30,8 @@ every image fully with OpenCV, which also catches truncated and corrupt files:
     python -m db.ks data/ks/ks_train.txt [--categories N] [--config NAME] [--max-image-pixels N]
 
 It prints the number of images, the objects per category, the most objects
-on one image, and every problem; exit status 1 when there is any error.
+on one image, and every problem; exit status 1 when there is any error, 2
+when the file cannot be checked (exit_codes.py).
 Loading and the check command share one parser (`inspect_ks_file`).
 
 Unannotated splits: a file that contains no box at all (for example a user's
