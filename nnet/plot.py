@@ -148,7 +148,7 @@ def _finish(ax, title, has_data, legend=True, empty="not in this log"):
         ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes,
                 color="gray", fontsize=9)
     elif legend and ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper right")  # "best" searches every point: slow on long runs
 
 
 def main(argv=None) -> int:
