@@ -237,7 +237,7 @@ def test_command_line_end_to_end(tmp_path):
          "--test", "1", "--small", "--seed", "1"],
         cwd=REPO_ROOT, capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "db.synth: fonts:" in result.stderr and "wrote 2 train, 1 val, 1 test" in result.stderr
+    assert "db.synth: style main: fonts:" in result.stderr and "wrote 2 train, 1 val, 1 test" in result.stderr
     for split, pages in (("train", 2), ("val", 1), ("test", 1)):
         entries = parse_ks(out / f"ks_{split}.txt")
         assert len(entries) == pages
@@ -253,3 +253,34 @@ def test_bad_arguments_are_reported_clearly(tmp_path):
     result = subprocess.run([sys.executable, "-m", "db.synth", "--out", str(tmp_path), "--val", "-2"],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "integer >= 0" in result.stderr
+
+
+def test_the_held_out_style_keeps_its_fonts_out_of_the_main_pages(tmp_path):
+    from db.synth_style import HELD_OUT_HANDWRITING, HELD_OUT_PRINTED, page_style
+    fonts = synth_fonts.FontCatalog(
+        printed=("/f/DejaVuSans.ttf", "/f/FreeSans.ttf", "/f/FreeMono.ttf"),
+        handwriting=("/f/dkg.ttf", "/f/Kristi.ttf"), cjk=())
+    main, held = page_style("main", fonts), page_style("holdout", fonts)
+    assert main.fonts.printed == ("/f/DejaVuSans.ttf",) and main.fonts.handwriting == ("/f/dkg.ttf",)
+    assert held.fonts.printed == ("/f/FreeSans.ttf", "/f/FreeMono.ttf")
+    assert held.fonts.handwriting == ("/f/Kristi.ttf",) and not held.note
+    assert held.size.max_digit_frac[1] < main.size.max_digit_frac[0]  # smaller print
+    # nothing held out installed: every font, and the log says so
+    plain = synth_fonts.FontCatalog(printed=("/f/DejaVuSans.ttf",), handwriting=("/f/dkg.ttf",))
+    assert page_style("holdout", plain).fonts == plain and "not installed" in page_style(
+        "holdout", plain).note
+    assert HELD_OUT_PRINTED.search("FreeSerifBold.ttf") and HELD_OUT_HANDWRITING.search("SteveHand.ttf")
+    with pytest.raises(ValueError, match="unknown page style"):
+        page_style("other", fonts)
+
+
+def test_the_held_out_style_writes_only_its_own_split(tmp_path):
+    out = tmp_path / "ks"
+    result = subprocess.run(
+        [sys.executable, "-m", "db.synth", "--out", str(out), "--style", "holdout", "--holdout", "1",
+         "--small", "--seed", "1", "--workers", "1"],
+        cwd=REPO_ROOT, capture_output=True, text=True, encoding="utf-8", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "style holdout" in result.stderr
+    assert sorted(os.listdir(out)) == ["images", "ks_holdout.txt"]
+    assert "--style holdout" in (out / "ks_holdout.txt").read_text(encoding="utf-8").splitlines()[0]
