@@ -144,6 +144,43 @@ def test_center_pooling_equals_the_original_four_pool_composition():
         assert torch.allclose(module(x), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("pool", list(POOLS), ids=lambda p: p.__name__)
+@pytest.mark.parametrize("window", [0, 1, 3, 50])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_bounded_pool_equals_slow_loop(pool, window, layout):
+    dim, from_end = POOLS[pool]
+    x = tie_free((2, 3, 7, 9))
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    n = x.size(dim)
+    expected = torch.empty_like(x)
+    for i in range(n):
+        start, stop = (i, min(n, i + window + 1)) if from_end else (max(0, i - window), i + 1)
+        expected.select(dim, i).copy_(x.narrow(dim, start, stop - start).amax(dim))
+    got = pool(window)(x.clone().requires_grad_())
+    assert torch.equal(got, expected)
+    got.sum().backward()  # a max-pool's own backward: finite, one share per window
+    if window >= n:  # a window past the border is the paper's pool
+        assert torch.equal(got, pool()(x))
+
+
+def test_bounded_center_pooling_looks_both_ways():
+    torch.manual_seed(4)
+    module = CenterPooling(dim=6, pool_dim=4, window=[1, 2]).eval()
+    paper = CenterPooling(dim=6, pool_dim=4)
+    paper.load_state_dict(module.state_dict())
+    x = torch.randn(2, 6, 7, 9)
+    with torch.no_grad():
+        column = module.p1_conv1(x)
+        row = module.p2_conv1(x)
+        column_max = torch.stack([column[:, :, max(0, i - 1):i + 2].amax(2) for i in range(7)], 2)
+        row_max = torch.stack([row[:, :, :, max(0, j - 2):j + 3].amax(3) for j in range(9)], 3)
+        pooled = module.p_bn1(module.p_conv1(column_max + row_max))
+        expected = module.conv2(module.relu1(pooled + module.bn1(module.conv1(x))))
+        assert torch.allclose(module(x), expected, atol=1e-6)
+        assert not torch.allclose(module(x), paper.eval()(x))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("pool", list(POOLS), ids=lambda p: p.__name__)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])

@@ -28,9 +28,8 @@ Two exact methods in one custom autograd function, picked by device
 A pool may also be bounded (`window`, a config key for dense pages): the
 maximum over the next `window` positions only, e.g. TopPool
 out[..., h, w] = max over h <= h' <= h + window. It is a different operator
-(CenterNet's pools run to the border), computed by log-step doubling:
-ceil(log2(window + 1)) elementwise maxima of shifted copies, each exact, with
-PyTorch's autograd (ties share the gradient).
+(CenterNet's pools run to the border), computed as a max-pool over a
+-inf-padded map, with PyTorch's own backward (ties: max_pool2d's argmax).
 
 Backward sends each output's gradient whole to the one input that holds its
 maximum. Where several inputs tie for the maximum it picks the one farthest
@@ -43,6 +42,7 @@ BottomPool iff x[h] > out[h - 1]; the last position of a window always does.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # from_end=True: the max over positions >= i (Top, Left); False: over positions
@@ -181,21 +181,22 @@ class _DirectionalMax(torch.autograd.Function):
 
 
 def windowed_max(x, dim, ahead, behind=0):
-    """Maximum of `x` over positions i - behind .. i + ahead along `dim` (the
-    parts of the window beyond the tensor are left out), by doubling."""
-    for reach, forward in ((ahead, True), (behind, False)):
-        n = x.size(dim)
-        reach = min(reach, n - 1)
-        covered = 0  # x[i] holds the max over the `covered` positions beyond i
-        while covered < reach:
-            step = min(covered + 1, reach - covered)
-            near, far = x.narrow(dim, 0, n - step), x.narrow(dim, step, n - step)
-            if forward:   # position i takes i + step
-                x = torch.cat([torch.maximum(near, far), x.narrow(dim, n - step, step)], dim)
-            else:         # position i takes i - step
-                x = torch.cat([x.narrow(dim, 0, step), torch.maximum(far, near)], dim)
-            covered += step
-    return x
+    """Maximum of `x` (B, C, H, W) over positions i - behind .. i + ahead along
+    `dim` (2 or 3); the parts of the window beyond the tensor are left out.
+
+    A max-pool of kernel behind + ahead + 1 over x padded with -inf: PyTorch's
+    max_pool2d keeps the argmax for backward and is vectorised over channels
+    in channels-last tensors."""
+    n = x.size(dim)
+    ahead, behind = min(ahead, n - 1), min(behind, n - 1)
+    if ahead == behind == 0:
+        return x
+    kernel = behind + ahead + 1
+    # F.pad takes (left, right, top, bottom) of the last two axes
+    pad = (behind, ahead, 0, 0) if dim == 3 else (0, 0, behind, ahead)
+    padded = F.pad(x, pad, value=float("-inf"))
+    size = (1, kernel) if dim == 3 else (kernel, 1)
+    return F.max_pool2d(padded, size, stride=1)
 
 
 def directional_max(x, dim, from_end, method=None, window=None):
