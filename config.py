@@ -219,8 +219,10 @@ SYSTEM = {
     "seed": Key(317, integer(0), "seed of every random generator"),
     "pretrain": Key(None, optional(string),
                     "snapshot to start from; layers whose shapes differ (another category count) keep their init"),
-    "precision": Key("fp32", choice("fp32", "bf16", "fp16"),
-                     "arithmetic of the network: fp32, bf16 autocast (CPU and GPU), fp16 autocast with a grad scaler (GPU)"),
+    "precision": Key("auto", choice("auto", "fp32", "bf16", "fp16"),
+                     "arithmetic of the network: auto (bf16 where the CPU or GPU computes bf16 "
+                     "natively, else fp32; nnet/device.py), fp32, bf16 autocast (CPU and GPU), "
+                     "fp16 autocast with a grad scaler (GPU only)"),
     "channels_last": Key(False, boolean, "run the network in channels_last memory format"),
 }
 

@@ -32,7 +32,8 @@ import sys
 
 from config import ConfigError
 from exit_codes import DONE, PROBLEMS, REFUSED
-from test.cli import (add_network_arguments, choose_device, load_test_config, resolve_iteration,
+from nnet.device import Precision, choose_device, precision_for
+from test.cli import (add_network_arguments, load_test_config, resolve_iteration,
                       show_warnings_briefly)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -185,10 +186,14 @@ def main(argv=None) -> int:
     try:
         cfg = load_test_config(args.config, args.suffix, check_data=False,
                                precision=args.precision, assignments=args.set)
+        device = choose_device(args.device)
+        precision = precision_for(cfg, device, args.precision and "--precision")
         paths, passed_over = image_paths(args.images, args.recursive)
     except (ConfigError, ValueError) as e:
         print(f"demo.py: {e}", file=sys.stderr)
         return REFUSED
+    print(Precision("fp32", "--onnx: onnxruntime runs the exported model in float32")
+          if args.onnx else precision)
     if passed_over:
         print(f"passed over {len(passed_over)} entries of {args.images}:\n{_lines(passed_over)}",
               file=sys.stderr)
@@ -197,7 +202,6 @@ def main(argv=None) -> int:
         print(f"demo.py: none of the {len(paths)} images can be read:\n{_lines(unreadable)}",
               file=sys.stderr)
         return REFUSED
-    device = choose_device(args.device)
     iteration = args.onnx or resolve_iteration(cfg, args.testiter)
     try:
         net = (OnnxNetwork(args.onnx, cfg, device) if args.onnx

@@ -29,8 +29,9 @@ import sys
 
 from config import ConfigError
 from exit_codes import DONE, PROBLEMS, REFUSED
-from test.cli import (add_network_arguments, choose_device, load_test_config, resolve_iteration,
-                      settings_suffix, show_warnings_briefly)
+from nnet.device import choose_device, precision_for
+from test.cli import (add_network_arguments, load_test_config, resolve_iteration, settings_suffix,
+                      show_warnings_briefly)
 
 SPLITS = ("val", "test", "train")
 
@@ -63,10 +64,12 @@ def main(argv=None) -> int:
     try:
         cfg = load_test_config(args.config, args.suffix, precision=args.precision,
                                assignments=args.set)
+        device = choose_device(args.device)
+        precision = precision_for(cfg, device, args.precision and "--precision")
     except ConfigError as e:
         print(f"test.py: {e}", file=sys.stderr)
         return REFUSED
-    device = choose_device(args.device)
+    print(precision)
     split = cfg.system[f"{args.split}_split"]
 
     iteration = resolve_iteration(cfg, args.testiter)

@@ -46,7 +46,6 @@ import os
 import sys
 import time
 
-import torch
 from tqdm import tqdm
 
 from config import SCHEMA, ConfigError, load_config, parse_assignments
@@ -54,6 +53,7 @@ from exit_codes import DONE, PROBLEMS, REFUSED
 from db import AnnotationError, ImageReadError, load_db
 from nnet import distributed
 from nnet.checkpoints import best_snapshot_path, find_snapshot, snapshot_path
+from nnet.device import PRECISION_SETTINGS, choose_device, precision_for
 from nnet.memory import (NotEnoughMemoryError, StepOutOfMemoryError, check_step_fits,
                          is_out_of_memory, step_out_of_memory)
 from nnet.py_factory import LOSS_NAMES, NetworkFactory, NonFiniteLossError
@@ -75,9 +75,10 @@ def parse_args(argv=None):
                         help="DataLoader worker processes (default: system.workers)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when available, else cpu")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
-                        help="arithmetic of the network: fp32, bf16 autocast (CPU and CUDA) or "
-                             "fp16 autocast with a grad scaler (CUDA); default system.precision")
+    parser.add_argument("--precision", choices=PRECISION_SETTINGS, default=None,
+                        help="arithmetic of the network: auto (bf16 where the hardware computes "
+                             "it natively, else fp32), fp32, bf16 autocast (CPU and CUDA) or fp16 "
+                             "autocast with a grad scaler (CUDA only); default system.precision")
     parser.add_argument("--amp", action="store_true",
                         help="the same as --precision fp16")
     parser.add_argument("--max-iter", type=int, default=None, metavar="N",
@@ -129,9 +130,14 @@ def main(argv=None) -> int:
                 f"{cfg.path}: system.batch_size is {cfg.system.batch_size}, the global batch; "
                 f"it must split evenly across the {world_size} processes of torchrun: "
                 f"use a multiple of {world_size}")
-        device = choose_device(args.device)
+        device = choose_device(args.device, distributed.local_rank_from_env(),
+                               fixed_input_size=True)
+        precision = precision_for(cfg, device, "--amp" if args.amp else
+                                  args.precision and "--precision")
     except ConfigError as e:
         return _fail(rank, str(e), REFUSED)
+    if rank == 0:
+        print(precision, flush=True)
 
     context = distributed.init_from_env(device)
     clean = False
@@ -154,19 +160,6 @@ def main(argv=None) -> int:
         distributed.shutdown(context, clean)
 
 
-def choose_device(requested: str | None) -> torch.device:
-    if requested is None:
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
-    device = torch.device("cuda", distributed.local_rank_from_env())
-    torch.cuda.set_device(device)
-    torch.backends.cudnn.benchmark = True
-    return device
-
-
 def _fail(rank: int, message: str, code: int) -> int:
     if rank == 0:
         print(f"train.py: {message}", file=sys.stderr, flush=True)
@@ -183,11 +176,10 @@ def train(cfg, args, context: distributed.Context) -> None:
         val_db = load_db(cfg, system.val_split)
         val_set = ValidationExamples(val_db, cfg)
 
-    precision = system.precision
-    factory = NetworkFactory(cfg, context.device, context, precision)
+    factory = NetworkFactory(cfg, context.device, context)  # system.precision, as main() printed
     say(f"{cfg.name}: network {cfg.network_name}, {factory.num_parameters:,} parameters, "
         f"{len(train_db)} training images, {context.world_size} process(es) on "
-        f"{context.device.type}, {precision}")
+        f"{context.device.type}, {factory.precision}")
     if cfg.overrides:
         say("over the config file: " + ", ".join(f"{key}={json.dumps(value)}"
                                                  for key, value in cfg.overrides.items()))

@@ -12,10 +12,11 @@ Learning rate of the step after `it` finished iterations:
 learning_rate / decay_rate ** (it // stepsize), times (it + 1) / warmup_iter
 during the first warmup_iter steps.
 
-Precision (system.precision, or train.py --amp for fp16):
-fp32; bf16 = autocast to bfloat16, no grad scaler (CPU and CUDA);
-fp16 = autocast to float16 with a grad scaler (CUDA only). The loss is always
-computed in float32.
+Precision (system.precision, or train.py --precision / --amp), chosen by
+nnet/device.py: auto (bf16 where the hardware computes it natively, else
+fp32); fp32; bf16 = autocast to bfloat16, no grad scaler (CPU and CUDA);
+fp16 = autocast to float16 with a grad scaler (CUDA only; refused on a CPU).
+The loss is always computed in float32.
 
 Validation loss runs the bare network in eval mode (BatchNorm with its
 running statistics, as at test time) under no_grad; the original ran it in
@@ -28,7 +29,6 @@ A loss that is NaN or infinite stops training before the optimizer step
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 
@@ -36,11 +36,11 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from config import ConfigError
 from models import build_network
 from models.py_utils.kp import LOSS_TERMS, AELoss
 
 from . import distributed
+from .device import autocast, choose_precision, precision_for
 from .snapshot import SnapshotError, load_network_weights
 
 # size and class are 0 for a network without those heads
@@ -68,10 +68,9 @@ class NetworkFactory:
         self.cfg = cfg
         self.device = torch.device(device)
         self.context = context or distributed.Context(device=self.device)
-        self.precision = precision or cfg.system.precision
-        if self.precision == "fp16" and self.device.type != "cuda":
-            raise ConfigError(f"{cfg.path}: system.precision: fp16 (--amp) needs a CUDA device; "
-                              f"use bf16 or fp32 on {self.device.type}")
+        # the precision the network runs in: "fp32", "bf16" or "fp16" ("auto" resolved)
+        self.precision = (choose_precision(precision, self.device, "precision") if precision
+                          else precision_for(cfg, self.device)).name
         self.memory_format = (torch.channels_last if cfg.system.channels_last
                               else torch.contiguous_format)
 
@@ -163,10 +162,7 @@ class NetworkFactory:
         return all(torch.isfinite(p).all().item() for p in self.network.parameters())
 
     def _autocast(self):
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return autocast(self.precision, self.device)
 
     def _to_device(self, batch):
         non_blocking = self.device.type == "cuda"

@@ -1,6 +1,7 @@
 """What test.py and demo.py share on the command line: the --testiter,
---device and --set arguments, the --suffix config variant, the result
-folder's name for --set, and one-line warnings."""
+--device, --precision and --set arguments (the device and precision
+themselves are chosen by nnet/device.py), the --suffix config variant, the
+result folder's name for --set, and one-line warnings."""
 
 from __future__ import annotations
 
@@ -8,13 +9,10 @@ import argparse
 import hashlib
 import os
 import re
-import sys
 import warnings
 
-import torch
-
 from config import load_config, parse_assignments
-from exit_codes import REFUSED
+from nnet.device import PRECISION_SETTINGS
 
 
 def iteration_argument(value: str):
@@ -39,31 +37,13 @@ def add_network_arguments(parser: argparse.ArgumentParser, testiter_required: bo
                         help="use config <config>-<suffix> (e.g. multi_scale) with the snapshots of <config>")
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available)")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None,
-                        help="arithmetic of the network (default: system.precision); "
-                             "decoding and NMS stay in fp32")
+    parser.add_argument("--precision", choices=PRECISION_SETTINGS, default=None,
+                        help="arithmetic of the network (default: system.precision): auto "
+                             "(bf16 where the hardware computes it natively, else fp32), fp32, "
+                             "bf16, or fp16 (CUDA only); decoding and NMS stay in fp32")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="change one setting of the config, e.g. --set db.top_k=700 "
                              "(repeatable; the value is JSON, or else a string)")
-
-
-def choose_device(name: str | None) -> torch.device:
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        _refuse(f"--device: not a device: {name!r} (cpu, cuda or cuda:N)")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        _refuse(f"--device {name}: PyTorch sees no CUDA device here")
-    return device
-
-
-def _refuse(message: str):
-    # exit status 2 as for every unusable argument (exit_codes.py), not
-    # SystemExit(message)'s 1
-    print(f"{os.path.basename(sys.argv[0])}: {message}", file=sys.stderr)
-    raise SystemExit(REFUSED)
 
 
 def load_test_config(name: str, suffix: str | None, check_data: bool = True,

@@ -38,7 +38,6 @@ confirm boxes (the original used only scale 1 and failed without it).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
 
 import cv2
@@ -46,6 +45,7 @@ import numpy as np
 import torch
 
 from models.py_utils.kp_utils import _decode
+from nnet.device import autocast
 
 from .center_check import C_HEIGHT, C_WIDTH, SCORE, X1, X2, Y1, Y2, center_check
 from .merge import merge_detections
@@ -121,15 +121,6 @@ def prepare_image(image: np.ndarray, cfg, pin_memory: bool = False) -> list[Scal
     return prepared
 
 
-def _autocast(cfg, device: torch.device):
-    precision = cfg.system.precision
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 def batch_inputs(group: list[ScaledInput], cfg, pin_memory: bool = False):
     """One scale of several images as one network input.
 
@@ -169,7 +160,7 @@ def decode_scale(net, images: torch.Tensor, cfg, device, timer: StageTimer):
             images = images.to(device, non_blocking=True)
             if cfg.system.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with _autocast(cfg, device):
+            with autocast(cfg.system.precision, device):
                 outputs = net.predict(images)
             outputs = {name: o.float() for name, o in outputs.items()}
         with timer.stage("decoding", synchronize=True):

@@ -83,4 +83,4 @@ def test_fp16_needs_cuda_and_amp_contradiction_is_refused(tmp_path, tiny_ks_dir,
 def test_test_and_demo_take_the_precision_as_a_config_override():
     cfg = load_test_config("CenterNet-tiny", None, check_data=False, precision="bf16")
     assert cfg.system.precision == "bf16"
-    assert load_test_config("CenterNet-tiny", None, check_data=False).system.precision == "fp32"
+    assert load_test_config("CenterNet-tiny", None, check_data=False).system.precision == "auto"
