@@ -211,7 +211,7 @@ SYSTEM = {
     "push_weight": Key(0.1, number(0), "weight of the embedding push loss (paper: 0.1)"),
     "regr_weight": Key(1.0, number(0), "weight of the offset loss (paper: 1)"),
     "size_weight": Key(1.0, number(0), "weight of the centre size loss (db.center_size)"),
-    "class_weight": Key(1.0, number(0), "weight of the class map loss (db.classes_from class_map)"),
+    "class_weight": Key(1.0, number(0), "weight of the box classifier's loss (db.classes_from boxes)"),
     "opt_algo": Key("adam", choice("adam", "sgd"), "optimizer"),
     "weight_decay": Key(0.0, number(0), "optimizer weight decay"),
     "momentum": Key(0.9, number(0, 1), "SGD momentum"),
@@ -282,12 +282,19 @@ DB = {
                                   "corner heatmaps of one channel; the class comes from the centre heatmap"),
     # Departures from the paper for small networks on dense pages; the
     # defaults are the paper's (README, "What CenterNet-tiny changes").
-    "classes_from": Key("centers", choice("centers", "class_map"),
-                        "centers: one centre heatmap per category (paper); class_map: one "
-                        "class-agnostic centre heatmap and a dense class map, a box's category "
-                        "read from it over the box (needs class_agnostic_corners)"),
+    "classes_from": Key("centers", choice("centers", "boxes"),
+                        "centers: one centre heatmap per category (paper); boxes: one "
+                        "class-agnostic centre heatmap, and each box found is named by a small "
+                        "CNN on its pixels (needs class_agnostic_corners)"),
+    "box_crop": Key([16, 80], image_size,
+                    "with classes_from boxes: [height, width] of the crop the box classifier reads"),
+    "boxes_per_image": Key(24, integer(1),
+                           "with classes_from boxes: training boxes classified per image"),
+    "box_jitter": Key(0.1, number(0, 0.5),
+                      "with classes_from boxes: training boxes move each side by up to this "
+                      "fraction of their size, as found boxes do"),
     "classes_per_box": Key(2, integer(1),
-                           "with classes_from class_map: a box is reported under its this many "
+                           "with classes_from boxes: a box is reported under its this many "
                            "likeliest categories, each scored box score x probability (the best "
                            "one alone is drawn in pictures)"),
     "center_size": Key(False, boolean,
@@ -539,9 +546,9 @@ def _cross_checks(system, db):
         problems.append(f"db.nms_kernel: must be odd, got {db['nms_kernel']}")
     if db["rand_scales"] is None and db["rand_scale_min"] >= db["rand_scale_max"]:
         problems.append("db.rand_scale_max: must be greater than rand_scale_min")
-    if db["classes_from"] == "class_map" and not db["class_agnostic_corners"]:
-        problems.append("db.classes_from: class_map reads a box's category from the class map, "
-                        "so the corners carry none: set db.class_agnostic_corners to true")
+    if db["classes_from"] == "boxes" and not db["class_agnostic_corners"]:
+        problems.append("db.classes_from: boxes names each box from its pixels, so the corners "
+                        "carry no category: set db.class_agnostic_corners to true")
     if db["center_region_small_n"] < 2 or db["center_region_large_n"] < 2:
         problems.append("db.center_region_small_n/large_n: must be >= 2 (1 would be the whole box)")
     return problems

@@ -47,6 +47,8 @@ def variant_config(name, settings, args) -> str:
     system = {"max_iter": args.iters, "stepsize": max(1, round(0.8 * args.iters)),
               "snapshot": 10 ** 7, "val_iter": 0, "val_ap_iter": 0,
               "data_dir": os.path.abspath(args.data)}
+    if args.precision:  # for testing as well as training
+        system["precision"] = args.precision
     system.update(settings.get("system", {}))
     system.update({"cache_dir": os.path.join(args.workdir, "cache"),
                    "result_dir": os.path.join(args.workdir, "results")})
@@ -67,14 +69,18 @@ def train(config_path, args) -> tuple[float, float]:
     for iteration in available_iterations(cfg):
         os.remove(os.path.join(cfg.snapshot_dir, f"{cfg.name}_{iteration}.pkl"))
     command = [sys.executable, os.path.join(ROOT, "train.py"), config_path, "--device", "cpu",
-               "--workers", str(args.workers)] + (["--precision", args.precision]
-                                                  if args.precision else [])
-    started = time.perf_counter()
+               "--workers", str(args.workers)]
     subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-    minutes = (time.perf_counter() - started) / 60
-    with open(log, encoding="utf-8") as f:
-        steps = [json.loads(line).get("step_s") for line in f]
-    steps = [s for s in steps if s is not None]
+    return logged_times(cfg)
+
+
+def logged_times(cfg) -> tuple[float, float]:
+    """(training minutes, median step seconds after the first tenth) from log.jsonl."""
+    with open(os.path.join(cfg.snapshot_dir, "log.jsonl"), encoding="utf-8") as f:
+        entries = [json.loads(line) for line in f]
+    steps = [e["step_s"] for e in entries if "step_s" in e]
+    times = [e["time"] for e in entries if "time" in e]
+    minutes = (times[-1] - times[0] + steps[0]) / 60
     return minutes, statistics.median(steps[len(steps) // 10:])
 
 
@@ -93,8 +99,11 @@ def score(cfg, net, split, pages):
 
 def run_variant(name, settings, args) -> dict:
     config_path = variant_config(name, settings, args)
-    minutes, step = train(config_path, args)
     cfg = load_config(config_path)
+    if args.reuse and args.iters in available_iterations(cfg):
+        minutes, step = logged_times(cfg)
+    else:
+        minutes, step = train(config_path, args)
     net = load_trained_network(cfg, available_iterations(cfg)[-1], torch.device("cpu"))
     warnings.simplefilter("ignore")
     metrics, blind, timer = score(cfg, net, cfg.system.val_split, args.pages)
@@ -140,6 +149,8 @@ def main(argv=None):
                         help="pages of ks_holdout.txt scored (0: none)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    parser.add_argument("--reuse", action="store_true",
+                        help="score a variant's existing snapshot of --iters instead of training")
     parser.add_argument("--workdir", default=os.path.join(ROOT, "cache", "ablation"))
     args = parser.parse_args(argv)
     args.workdir = os.path.abspath(args.workdir)

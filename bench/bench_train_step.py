@@ -36,7 +36,7 @@ from sample.dataset import TrainingExamples
 
 BLOCKS = ("pre", "kps", "cnvs", "tl_cnvs", "br_cnvs", "ct_cnvs")
 HEADS = ("tl_heats", "br_heats", "ct_heats", "tl_tags", "br_tags", "tl_regrs", "br_regrs",
-         "ct_regrs", "ct_sizes", "cls_maps")
+         "ct_regrs", "ct_sizes", "box_classifier")
 
 
 def parse_setting(text: str):

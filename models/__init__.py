@@ -10,8 +10,8 @@ The network file is named by the config's `system.network` (or, when that is
 null, by the config's own name). `db.categories` sets the width of the
 heatmaps; with `db.class_agnostic_corners` the corner heatmaps have a single
 channel and the centre heatmap keeps one channel per category; with
-`db.classes_from` "class_map" the centre heatmap has one channel too and a
-class map head names the boxes; `db.center_size` adds the centre size head;
+`db.classes_from` "boxes" the centre heatmap has one channel too and a
+box classifier names the boxes; `db.center_size` adds the centre size head;
 `db.pool_window` bounds the pools. A new network
 is a new file here with a `build` function: nothing else needs to change.
 """
@@ -50,10 +50,10 @@ def build_network(cfg):
 def network_options(cfg) -> dict:
     """The keyword arguments of `models.py_utils.kp` that the config sets."""
     db = cfg.db
-    class_map = db.classes_from == "class_map"
+    boxes = db.classes_from == "boxes"
     return {"categories": db.categories,
             "corner_categories": 1 if db.class_agnostic_corners else db.categories,
-            "center_categories": 1 if class_map else db.categories,
+            "center_categories": 1 if boxes else db.categories,
             "center_size": db.center_size,
-            "class_map": class_map,
+            "box_classifier": {"crop_size": db.box_crop} if boxes else None,
             "pool_window": db.pool_window}

@@ -9,7 +9,7 @@ What is exported is `net.predict`: one input, `images` (B, 3, H, W) float32
 normalised as test/kp_detection.py prepares them, with batch, height and
 width dynamic; one output per map of the dict `predict` returns, named by
 its key ("tl_heat", "br_heat", ..., and the optional heads "ct_size",
-"cls_map" when the network has them: heads added later follow by name).
+when the network has it: heads added later follow by name).
 `OnnxNetwork.predict` returns the same dict, so test/ decodes it as it
 decodes the network's.
 

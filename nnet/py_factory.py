@@ -45,7 +45,7 @@ from .snapshot import SnapshotError, load_network_weights
 
 # size and class are 0 for a network without those heads
 LOSS_NAMES = LOSS_TERMS
-_INPUT_KEYS = ("image", "tl_tags", "br_tags", "ct_tags")
+_INPUT_KEYS = ("image", "tl_tags", "br_tags", "ct_tags", "box_rois")  # box_rois: when present
 
 
 class NonFiniteLossError(RuntimeError):
@@ -166,7 +166,8 @@ class NetworkFactory:
 
     def _to_device(self, batch):
         non_blocking = self.device.type == "cuda"
-        inputs = [batch[k].to(self.device, non_blocking=non_blocking) for k in _INPUT_KEYS]
+        inputs = [batch[k].to(self.device, non_blocking=non_blocking)
+                  for k in _INPUT_KEYS if k in batch]
         inputs[0] = inputs[0].contiguous(memory_format=self.memory_format)
         # every other array of the sampler is a target, by name
         targets = {k: v.to(self.device, non_blocking=non_blocking)

@@ -185,13 +185,13 @@ def example_bytes(cfg) -> int:
     db = cfg.db
     (in_h, in_w), (out_h, out_w) = db.input_size, db.output_sizes[0]
     corner_channels = 1 if db.class_agnostic_corners else db.categories
-    class_map = db.classes_from == "class_map"
-    center_channels = 1 if class_map else db.categories
+    boxes = db.classes_from == "boxes"
+    center_channels = 1 if boxes else db.categories
     heatmaps = (2 * corner_channels + center_channels) * out_h * out_w * 4
-    heatmaps += out_h * out_w * 8 if class_map else 0  # class labels, int64
     per_object = 3 * 8 + 1 + 3 * 2 * 4  # tags int64, mask bool, offsets float32
     per_object += 2 * 4 if db.center_size else 0  # log sizes
-    return 3 * in_h * in_w * 4 + heatmaps + db.max_tag_len * per_object
+    to_classify = db.boxes_per_image * (4 * 4 + 8) if boxes else 0  # rois, classes
+    return 3 * in_h * in_w * 4 + heatmaps + db.max_tag_len * per_object + to_classify
 
 
 def workers_that_fit(cfg, per_process_batch: int, workers: int, processes: int = 1,

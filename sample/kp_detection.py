@@ -35,13 +35,16 @@ The steps, each switchable in the config (`db.*`):
    offset is still the exact coordinate and no index leaves the map.
    `class_agnostic_corners`: corner heatmaps have one channel (every class
    drawn in channel 0); the centre heatmap keeps one channel per class.
-   `classes_from` "class_map": the centre heatmap has one channel too, and
-   "class_map" (h, w) gives every cell an object covers its class (-1
-   elsewhere; where objects overlap, the smaller one's). `center_size`:
-   "ct_size" (L, 2), each object's log width and log height in heatmap cells.
+   `classes_from` "boxes": the centre heatmap has one channel too, and
+   "box_rois" (K, 4) / "box_classes" (K,) hold up to K = `boxes_per_image`
+   boxes for the box classifier, in input pixels, drawn at random among the
+   boxes the crop did not cut, each side moved by up to `box_jitter` of the
+   box's size (empty slots: zero boxes, class -1). `center_size`: "ct_size"
+   (L, 2), each object's log width and log height in heatmap cells.
 
 All randomness comes from `rng` (a numpy Generator) and is drawn in a fixed
-order (crop, flip, colour, lighting), only for the steps that are on.
+order (crop, flip, colour, lighting, boxes to classify), only for the steps
+that are on.
 """
 
 from __future__ import annotations
@@ -71,8 +74,8 @@ def kp_detection(image: np.ndarray, record, cfg, rng: np.random.Generator,
     float32; "tl_tags", "br_tags", "ct_tags" (L,) int64 flat indices y * w + x;
     "tag_mask" (L,) bool; "tl_regr", "br_regr", "ct_regr" (L, 2) float32 (x, y)
     offsets; L = cfg.db.max_tag_len. Objects fill the first slots in record order.
-    With the optional heads also "ct_size" (L, 2) float32 and "class_map"
-    (h, w) int64 (module doc, step 5).
+    With the optional heads also "ct_size" (L, 2) float32, "box_rois" (K, 4)
+    float32 and "box_classes" (K,) int64 (module doc, step 5).
     """
     db = cfg.db
     if record.boxes.shape[0] > db.max_tag_len:
@@ -81,7 +84,33 @@ def kp_detection(image: np.ndarray, record, cfg, rng: np.random.Generator,
     network_input, boxes, classes = augmented_input(image, record, cfg, rng, augment)
     example = keypoint_targets(boxes, classes, cfg)
     example["image"] = network_input
+    if db.classes_from == "boxes":
+        example.update(boxes_to_classify(boxes, classes, cfg, rng if augment else None))
     return example
+
+
+def boxes_to_classify(boxes: np.ndarray, classes: np.ndarray, cfg, rng=None) -> dict:
+    """"box_rois" (K, 4) float32 and "box_classes" (K,) int64 for the box
+    classifier (module doc, step 5). Without `rng` (validation): the first
+    uncut boxes, unmoved."""
+    db = cfg.db
+    slots = db.boxes_per_image
+    input_height, input_width = db.input_size
+    rois = np.zeros((slots, 4), dtype=np.float32)
+    labels = np.full((slots,), -1, dtype=np.int64)
+    # a box touching the input's border was probably cut by the crop: its
+    # operator or parentheses may be gone
+    whole = np.flatnonzero((boxes[:, 0] > 0.5) & (boxes[:, 1] > 0.5)
+                           & (boxes[:, 2] < input_width - 0.5) & (boxes[:, 3] < input_height - 0.5))
+    chosen = (rng.permutation(whole) if rng is not None else whole)[:slots]
+    picked = boxes[chosen].astype(np.float64)
+    if rng is not None and db.box_jitter > 0 and len(chosen):
+        sizes = np.tile(picked[:, 2:4] - picked[:, 0:2], 2)  # w, h, w, h
+        picked = picked + rng.uniform(-db.box_jitter, db.box_jitter, picked.shape) * sizes
+        picked[:, 2:4] = np.maximum(picked[:, 2:4], picked[:, 0:2] + 1)
+    rois[:len(chosen)] = picked
+    labels[:len(chosen)] = classes[chosen]
+    return {"box_rois": rois, "box_classes": labels}
 
 
 def augmented_input(image: np.ndarray, record, cfg, rng: np.random.Generator,
@@ -146,8 +175,7 @@ def keypoint_targets(boxes: np.ndarray, classes: np.ndarray, cfg) -> dict:
     out_height, out_width = db.output_sizes[0]
     max_objects = db.max_tag_len
     corner_channels = 1 if db.class_agnostic_corners else db.categories
-    class_map = db.classes_from == "class_map"
-    center_channels = 1 if class_map else db.categories
+    center_channels = 1 if db.classes_from == "boxes" else db.categories
 
     tl_heatmap = np.zeros((corner_channels, out_height, out_width), dtype=np.float32)
     br_heatmap = np.zeros((corner_channels, out_height, out_width), dtype=np.float32)
@@ -175,7 +203,7 @@ def keypoint_targets(boxes: np.ndarray, classes: np.ndarray, cfg) -> dict:
                   for name, (x, y) in points.items()}
 
         maps = {"tl": tl_heatmap[corner_channel], "br": br_heatmap[corner_channel],
-                "ct": ct_heatmap[0 if class_map else int(category)]}
+                "ct": ct_heatmap[0 if center_channels == 1 else int(category)]}
         if db.gaussian_bump:
             if db.gaussian_radius == -1:
                 box_height = math.ceil(box[3] - box[1])
@@ -202,8 +230,6 @@ def keypoint_targets(boxes: np.ndarray, classes: np.ndarray, cfg) -> dict:
                "tl_regr": tl_regr, "br_regr": br_regr, "ct_regr": ct_regr}
     if db.center_size:
         example["ct_size"] = log_sizes(out_boxes, max_objects)
-    if class_map:
-        example["class_map"] = class_labels(out_boxes, classes, out_height, out_width)
     return example
 
 
@@ -219,20 +245,6 @@ def log_sizes(out_boxes: np.ndarray, slots: int) -> np.ndarray:
     extent = np.maximum(out_boxes[:, 2:4] - out_boxes[:, 0:2], MIN_SIZE_CELLS)
     sizes[:len(out_boxes)] = np.log(extent)
     return sizes
-
-
-def class_labels(out_boxes: np.ndarray, classes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(height, width) int64: the class of the object covering each cell, -1
-    where none does; a cell is covered when the box overlaps it at all, and
-    where boxes overlap the smaller box's class wins (drawn last)."""
-    labels = np.full((height, width), -1, dtype=np.int64)
-    areas = (out_boxes[:, 2] - out_boxes[:, 0]) * (out_boxes[:, 3] - out_boxes[:, 1])
-    for k in np.argsort(-areas, kind="stable"):
-        x1, y1, x2, y2 = out_boxes[k]
-        left, top = min(int(x1), width - 1), min(int(y1), height - 1)
-        right, bottom = max(left + 1, math.ceil(x2)), max(top + 1, math.ceil(y2))
-        labels[top:bottom, left:right] = classes[k]
-    return labels
 
 
 def _pixel(coordinate: np.float32, size: int) -> int:

@@ -19,9 +19,9 @@ yields the same box under each class it considers, ranked by the centre's
 confidence, as a detector with per-class box scores (FCOS, RetinaNet) does,
 instead of a single guess that is wrong as often as not.
 
-With `db.classes_from` "class_map" the centres carry no class: any centre
-confirms a box, whose category the decoder already read from the class map
-over the box (models/py_utils/kp_utils.py, `box_class_probabilities`).
+With `db.classes_from` "boxes" the centres carry no class (one channel,
+class 0): any centre confirms a box, which the box classifier names later
+(test/kp_detection.py).
 
 With `db.center_size` every centre also predicts its object's width and
 height, and it confirms only a box whose width and height are within a
@@ -61,12 +61,11 @@ def central_regions(boxes: np.ndarray, area_limit: float, small_n: int, large_n:
 def center_check(detections: np.ndarray, centers: np.ndarray, cfg) -> np.ndarray:
     """Keep the boxes confirmed by a centre; rescore them (tl + br + ct) / 3.
 
-    detections: (N, D) x1, y1, x2, y2, score, tl_score, br_score, class (and
-    the class probabilities of a class map), in image pixels; rows with
-    score -1 (rejected pairs) are dropped.
+    detections: (N, 8) x1, y1, x2, y2, score, tl_score, br_score, class, in
+    image pixels; rows with score -1 (rejected pairs) are dropped.
     centers: (M, 4) x, y, class, score in image pixels (M, 6 with the
     predicted width and height).
-    Returns (N', D), the confirmed boxes with their new score (and class).
+    Returns (N', 8), the confirmed boxes with their new score (and class).
     """
     detections = detections[detections[:, SCORE] > -1]
     if len(detections) == 0 or len(centers) == 0:
@@ -75,8 +74,6 @@ def center_check(detections: np.ndarray, centers: np.ndarray, cfg) -> np.ndarray
     regions = central_regions(detections[:, :4], cfg.db.center_region_area,
                               cfg.db.center_region_small_n, cfg.db.center_region_large_n)
     fits = _size_agreement(detections, cfg.db.size_tolerance) if cfg.db.center_size else None
-    if cfg.db.classes_from == "class_map":
-        return _confirm(detections, regions, centers, fits)
     if not cfg.db.class_agnostic_corners:
         def same_class(of_centers, part):
             return of_centers[:, C_CLASS, None] == detections[None, part, CLASS]

@@ -16,7 +16,9 @@ original test/coco.py kp_detection:
 5. the centre-point check of the triplets (test/center_check.py) with the
    centres of every scale;
 6. per-class soft-NMS over every scale and the best `db.max_per_image`
-   (test/merge.py).
+   (test/merge.py);
+7. with `db.classes_from` "boxes": the box classifier names every kept box
+   from a crop of the first scale's input (`name_boxes`).
 
 With `db.test_batch_images` > 1 several images share each network call: at
 every scale each image's own input (step 1) is placed at the top-left of an
@@ -48,7 +50,7 @@ from models.py_utils.kp_utils import _decode
 from nnet.device import autocast
 
 from .center_check import C_HEIGHT, C_WIDTH, SCORE, X1, X2, Y1, Y2, center_check
-from .merge import merge_detections
+from .merge import by_class_probabilities, merge_detections
 from .timing import StageTimer
 
 # A box may reach this many input pixels into the padding before it is dropped
@@ -255,8 +257,32 @@ def detect_images(net, prepared: list[list[ScaledInput]], cfg, device,
         with timer.stage("centre check"):
             found = center_check(found, centres, cfg)
         with timer.stage("nms"):
-            results.append(merge_detections(found, cfg))
+            final = merge_detections(found, cfg)
+        if cfg.db.classes_from == "boxes":
+            with timer.stage("classification", synchronize=True):
+                final = name_boxes(net, final, prepared[i][0], cfg, device)
+        results.append(final)
     return results
+
+
+def name_boxes(net, detections: np.ndarray, scaled: ScaledInput, cfg, device) -> np.ndarray:
+    """Final boxes (N, 6) in image pixels -> (N', 6) rows named by the box
+    classifier from a crop of `scaled`'s input (its unflipped image), each box
+    under its db.classes_per_box likeliest categories (test/merge.py)."""
+    if len(detections) == 0:
+        return detections
+    height, width = scaled.image_size
+    new_h, new_w = scaled.resized_size
+    top, left = scaled.offset
+    rois = np.zeros((len(detections), 5), dtype=np.float32)   # batch index 0
+    rois[:, [1, 3]] = detections[:, [X1, X2]] * (new_w / width) + left
+    rois[:, [2, 4]] = detections[:, [Y1, Y2]] * (new_h / height) + top
+    device = torch.device(device)
+    with torch.inference_mode():
+        images = scaled.images[:1].to(device)
+        logits = net.classify(images, torch.from_numpy(rois).to(device))
+        probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
+    return by_class_probabilities(detections, probabilities, cfg)
 
 
 def detect_image(net, scaled_inputs: list[ScaledInput], cfg, device,

@@ -8,12 +8,12 @@ soft_nms; `db.nms_algorithm` the method ("nms", "linear_soft_nms",
 "exp_soft_nms"); `db.nms_threshold` the IoU threshold Nt;
 `db.score_threshold` the score below which (soft-)NMS drops a box.
 
-With `db.classes_from` "class_map" a box has one place and a probability
-for every category, so suppression runs once over all boxes (problems on a
-page do not overlap), and each kept box is then reported under its
-`db.classes_per_box` likeliest categories, scored box score x probability:
-the best category ranks the box, the others keep it findable for AP when the
-best one is wrong.
+With `db.classes_from` "boxes" every box has class 0 here (the centres
+carry none), so suppression runs once over all boxes; `by_class_probabilities`
+then reports each kept box under its `db.classes_per_box` likeliest
+categories of the box classifier, scored box score x probability: the best
+category ranks the box, the others keep it findable for AP when the best one
+is wrong.
 """
 
 from __future__ import annotations
@@ -55,8 +55,6 @@ def merge_detections(detections: np.ndarray, cfg) -> np.ndarray:
     """
     if len(detections) == 0:
         return empty_detections()
-    if cfg.db.classes_from == "class_map":
-        return _by_class_probabilities(suppress_class(detections, cfg), cfg)
     classes = detections[:, CLASS].astype(np.int64)
     merged = []
     for category in np.unique(classes):
@@ -74,12 +72,11 @@ def merge_detections(detections: np.ndarray, cfg) -> np.ndarray:
     return merged[order]
 
 
-def _by_class_probabilities(kept: np.ndarray, cfg) -> np.ndarray:
-    """Kept boxes (N, 8 + C) with their class probabilities in columns 8: ->
-    (N', 6) rows, one per box and likely category, best first."""
+def by_class_probabilities(kept: np.ndarray, probabilities: np.ndarray, cfg) -> np.ndarray:
+    """Final boxes (N, 6) and their category probabilities (N, C) -> (N', 6)
+    rows, one per box and likely category, best first."""
     if len(kept) == 0:
         return empty_detections()
-    probabilities = kept[:, CLASS + 1:]
     per_box = min(cfg.db.classes_per_box, probabilities.shape[1])
     ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, :per_box]  # (N, per_box)
     rows = np.empty((len(kept), per_box, 6), dtype=np.float32)

@@ -27,7 +27,7 @@ def device_sync(device) -> Callable[[], None]:
 class StageTimer:
     """Sums the seconds spent in each named stage and counts the images."""
 
-    STAGES = ("preparation", "network", "decoding", "centre check", "nms")
+    STAGES = ("preparation", "network", "decoding", "centre check", "nms", "classification")
 
     def __init__(self, sync: Callable[[], None] = lambda: None):
         self.sync = sync

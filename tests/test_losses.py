@@ -229,21 +229,23 @@ def test_aeloss_names_the_head_whose_target_does_not_fit():
     assert "db.categories" in message
 
 
-def test_size_and_class_map_losses():
+def test_size_and_box_class_losses():
     outs, targets = _outputs_and_targets()
     mask = targets["tag_mask"]
     true_sizes = torch.rand(2, 5, 2)
     outs["ct_size"] = (true_sizes + 0.5).requires_grad_()     # every size off by 0.5
-    labels = torch.full((2, 8, 8), -1, dtype=torch.long)
-    labels[0, 2:4, 1:6] = 4
-    logits = torch.zeros(2, 6, 8, 8)
-    logits[:, 4] = 10.0                                       # class 4 everywhere, sure
-    outs["cls_map"] = logits.requires_grad_()
-    targets.update(ct_size=true_sizes, class_map=labels)
+    labels = torch.full((2, 3), -1, dtype=torch.long)
+    labels[0, :2] = torch.tensor([4, 1])                      # two boxes, one empty image
+    logits = torch.zeros(2, 3, 6)
+    logits[0, 0, 4] = logits[0, 1, 1] = 10.0                  # both right, sure
+    outs["box_cls"] = logits.requires_grad_()
+    targets.update(ct_size=true_sizes, box_classes=labels)
     losses = AELoss(size_weight=2.0, class_weight=1.0)([outs], targets)
     # L1 of 0.5 on each of 2 values per object, per object: 1.0, weighted 2
     assert losses["size"].item() == pytest.approx(2 * 0.5 * 2 * mask.sum().item() / mask.sum().item(), rel=1e-3)
-    assert losses["class"].item() == pytest.approx(-torch.log_softmax(logits[0, :, 2, 1], 0)[4].item(), rel=1e-4)
-    labels[0, 2, 1] = 0                                       # one cell of another class
-    worse = AELoss()([outs], {**targets, "class_map": labels})["class"]
-    assert worse > losses["class"]
+    assert losses["class"].item() == pytest.approx(-torch.log_softmax(logits[0, 0], 0)[4].item(), rel=1e-3)
+    wrong = labels.clone()
+    wrong[0, 1] = 0                                           # one box of another class
+    assert AELoss()([outs], {**targets, "box_classes": wrong})["class"] > losses["class"]
+    with pytest.raises(ValueError, match="boxes_per_image"):
+        AELoss()([outs], {**targets, "box_classes": labels[:, :2]})

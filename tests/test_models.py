@@ -86,18 +86,25 @@ def test_small_network_trains_and_predicts(name):
     batch, slots, categories = images.shape[0], tl_inds.shape[1], cfg.db.categories
     corners = 1 if cfg.db.class_agnostic_corners else categories
 
-    outs = net(images, tl_inds, br_inds, ct_inds)
+    boxes = cfg.db.classes_from == "boxes"
+    box_rois = None
+    if boxes:
+        box_rois = torch.zeros(batch, cfg.db.boxes_per_image, 4)
+        box_rois[:, :2] = torch.tensor([[10.0, 20.0, 90.0, 40.0], [5.0, 60.0, 70.0, 75.0]])
+    outs = net(images, tl_inds, br_inds, ct_inds, box_rois)
     assert len(outs) == net.nstack
-    centres = 1 if cfg.db.classes_from == "class_map" else categories
+    centres = 1 if boxes else categories
     expected = {"tl_heat": (batch, corners, out, out), "br_heat": (batch, corners, out, out),
                 "ct_heat": (batch, centres, out, out), "tl_tag": (batch, slots, 1),
                 "br_tag": (batch, slots, 1), "tl_regr": (batch, slots, 2),
                 "br_regr": (batch, slots, 2), "ct_regr": (batch, slots, 2)}
     if cfg.db.center_size:
         expected["ct_size"] = (batch, slots, 2)
-    if cfg.db.classes_from == "class_map":
-        expected["cls_map"] = (batch, categories, out, out)
-    assert all({k: tuple(v.shape) for k, v in stack.items()} == expected for stack in outs)
+    shapes = [{k: tuple(v.shape) for k, v in stack.items()} for stack in outs]
+    if boxes:
+        assert shapes[-1].pop("box_cls") == (batch, cfg.db.boxes_per_image, categories)
+        assert (outs[-1]["box_cls"][:, 2:] == 0).all()  # empty slots
+    assert all(s == expected for s in shapes)
 
     corner_heat = torch.zeros(batch, corners, out, out)
     corner_heat[0, 0, 3, 4] = 1
@@ -108,8 +115,10 @@ def test_small_network_trains_and_predicts(name):
     targets = {"tl_heatmap": corner_heat, "br_heatmap": corner_heat, "ct_heatmap": centre_heat,
                "tag_mask": mask, "tl_regr": torch.rand(batch, slots, 2),
                "br_regr": torch.rand(batch, slots, 2), "ct_regr": torch.rand(batch, slots, 2),
-               "ct_size": torch.rand(batch, slots, 2),
-               "class_map": torch.randint(-1, categories, (batch, out, out))}
+               "ct_size": torch.rand(batch, slots, 2)}
+    if boxes:
+        targets["box_classes"] = torch.full((batch, cfg.db.boxes_per_image), -1)
+        targets["box_classes"][:, :2] = torch.tensor([3, 5])
     total = AELoss()(outs, targets)["total"]
     total.backward()
     for param_name, param in net.named_parameters():
@@ -125,13 +134,11 @@ def test_small_network_trains_and_predicts(name):
         "ct_heat": (batch, centres, out, out), "tl_tag": (batch, 1, out, out),
         "br_tag": (batch, 1, out, out), "tl_regr": (batch, 2, out, out),
         "br_regr": (batch, 2, out, out), "ct_regr": (batch, 2, out, out),
-        **({"ct_size": (batch, 2, out, out)} if cfg.db.center_size else {}),
-        **({"cls_map": (batch, categories, out, out)}
-           if cfg.db.classes_from == "class_map" else {})}
+        **({"ct_size": (batch, 2, out, out)} if cfg.db.center_size else {})}
     detections, center = _decode(**maps, K=cfg.db.top_k, kernel=cfg.db.nms_kernel,
                                  ae_threshold=cfg.db.ae_threshold, num_dets=cfg.db.num_dets)
     assert detections.shape[:2] == (batch, min(cfg.db.num_dets, cfg.db.top_k ** 2))
-    assert detections.shape[2] == 8 + (categories if "cls_map" in maps else 0)
+    assert detections.shape[2] == 8
     assert center.shape == (batch, cfg.db.top_k, 6 if cfg.db.center_size else 4)
 
 
@@ -152,12 +159,12 @@ def test_heads_follow_the_category_count(name):
     assert widths["tl_heats"] == widths["br_heats"] == 1
     assert widths["ct_heats"] == agnostic.db.categories
 
-    class_map = load_config(name, overrides={"db": {"class_agnostic_corners": True,
-                                                    "classes_from": "class_map"}}, check_data=False)
-    net = build_on_meta(class_map)
+    named = load_config(name, overrides={"db": {"class_agnostic_corners": True,
+                                                "classes_from": "boxes"}}, check_data=False)
+    net = build_on_meta(named)
     widths = head_widths(net)
     assert widths["tl_heats"] == widths["br_heats"] == widths["ct_heats"] == 1
-    assert net.cls_maps[-1][-1].out_channels == class_map.db.categories
+    assert net.box_classifier.logits.out_features == named.db.categories
 
 
 def two_stack_network(categories=3):

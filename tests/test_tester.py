@@ -94,20 +94,19 @@ def _geometry(height, width, scale):
 
 
 def perfect_maps(record, scale, categories, flipped=False, corners=True, centres=True,
-                 peak=10.0, class_map=False):
+                 peak=10.0, named_boxes=False):
     """The maps of net.predict for one image, by name: logit `peak` at every
     true corner and centre (-10 elsewhere), one tag per object, exact offsets.
-    With `flipped`, the maps of the mirrored input. `class_map`: the
-    class-agnostic centres of db.classes_from "class_map", the class map
-    (logit `peak` for its class over every box) and the centres' exact sizes."""
+    With `flipped`, the maps of the mirrored input. `named_boxes`: the
+    class-agnostic centres of db.classes_from "boxes" and their exact sizes
+    (FakeNetwork.classify names the boxes)."""
     (new_h, new_w), (input_h, input_w), (top, left), (heat_h, heat_w) = \
         _geometry(record.height, record.width, scale)
-    heats = [np.full((1 if class_map and kind == 2 else categories, heat_h, heat_w), -10.0,
+    heats = [np.full((1 if named_boxes and kind == 2 else categories, heat_h, heat_w), -10.0,
                      np.float32) for kind in range(3)]
     tags = [np.zeros((1, heat_h, heat_w), np.float32) for _ in range(2)]
     regrs = [np.zeros((2, heat_h, heat_w), np.float32) for _ in range(3)]
     sizes = np.zeros((2, heat_h, heat_w), np.float32)
-    classes = np.zeros((categories, heat_h, heat_w), np.float32)
     boxes = record.boxes.astype(np.float64).copy()
     boxes[:, [0, 2]] = boxes[:, [0, 2]] * (new_w / record.width) + left
     boxes[:, [1, 3]] = boxes[:, [1, 3]] * (new_h / record.height) + top
@@ -129,14 +128,13 @@ def perfect_maps(record, scale, categories, flipped=False, corners=True, centres
             plant(0, x1, y1, cls, i + 1)
             plant(1, x2, y2, cls, i + 1)
         if centres:
-            ix, iy = plant(2, (x1 + x2) / 2, (y1 + y2) / 2, 0 if class_map else cls, 0)
+            ix, iy = plant(2, (x1 + x2) / 2, (y1 + y2) / 2, 0 if named_boxes else cls, 0)
             sizes[:, iy, ix] = np.log([x2 - x1, y2 - y1])
-        classes[cls, int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))] = peak
     tl, br, ct = heats
     maps = {"tl_heat": tl, "br_heat": br, "tl_tag": tags[0], "br_tag": tags[1],
             "tl_regr": regrs[0], "br_regr": regrs[1], "ct_heat": ct, "ct_regr": regrs[2]}
-    if class_map:
-        maps.update(ct_size=sizes, cls_map=classes)
+    if named_boxes:
+        maps["ct_size"] = sizes
     return maps
 
 
@@ -156,12 +154,37 @@ class FakeNetwork(torch.nn.Module):
         per_call = cfg.db.test_batch_images
         groups = [records[i:i + per_call] for i in range(0, len(records), per_call)]
         self.calls = [(group, s) for group in groups for s in cfg.db.test_scales]
+        self.scales = cfg.db.test_scales
         self.maps_for = maps_for
         self.asked = 0
+        self.classified = 0   # images of the last call whose boxes were named
+
+    def classify(self, images, rois):
+        """The box classifier: logit 10 for the class of the true box that
+        overlaps each roi most, in the next image of the last call (test/
+        names each image's boxes in order, on its first scale's input)."""
+        group, scale = self.calls[self.asked - 1]
+        record = group[self.classified]
+        self.classified += 1
+        (new_h, new_w), _, (top, left), _ = _geometry(record.height, record.width,
+                                                       self.scales[0])
+        boxes = rois[:, 1:].numpy().astype(np.float64)
+        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - left) * record.width / new_w
+        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - top) * record.height / new_h
+        truth = record.boxes.astype(np.float64)
+        width = (np.minimum(boxes[:, None, 2], truth[None, :, 2])
+                 - np.maximum(boxes[:, None, 0], truth[None, :, 0])).clip(0)
+        height = (np.minimum(boxes[:, None, 3], truth[None, :, 3])
+                  - np.maximum(boxes[:, None, 1], truth[None, :, 1])).clip(0)
+        logits = torch.zeros(len(boxes), CATEGORIES)
+        logits[torch.arange(len(boxes)), torch.from_numpy(
+            record.classes[(width * height).argmax(axis=1)])] = 10.0
+        return logits
 
     def predict(self, images):
         group, scale = self.calls[self.asked]
         self.asked += 1
+        self.classified = 0
         inputs = [_geometry(r.height, r.width, scale)[1] for r in group]
         input_h, input_w = max(h for h, _ in inputs), max(w for _, w in inputs)
         per_image = len(images) // len(group)
@@ -261,7 +284,7 @@ def test_a_perfect_network_scores_ap_1(tmp_path, pages_dir):
             assert np.abs(found_boxes - xywh).max(axis=1).min() < 0.05
 
 
-@pytest.mark.parametrize("mode", ["per-class corners (CenterNet-52)", "class map and sizes"])
+@pytest.mark.parametrize("mode", ["per-class corners (CenterNet-52)", "boxes named and sized"])
 def test_a_perfect_network_scores_ap_1_in_every_class_mode(tmp_path, pages_dir, mode):
     if mode.startswith("per-class"):
         cfg = load_config("CenterNet-52", overrides={
@@ -271,9 +294,9 @@ def test_a_perfect_network_scores_ap_1_in_every_class_mode(tmp_path, pages_dir, 
         assert not cfg.db.class_agnostic_corners and cfg.db.classes_from == "centers"
         options = {}
     else:
-        cfg = make_cfg(pages_dir, tmp_path, classes_from="class_map", center_size=True,
+        cfg = make_cfg(pages_dir, tmp_path, classes_from="boxes", center_size=True,
                        test_scales=[1, 0.5])
-        options = {"class_map": True}
+        options = {"named_boxes": True}
     db = load_db(cfg, "val")
     net = perfect_network(db.records, cfg, **options)
     _, run = _test(cfg, net, tmp_path)
@@ -289,17 +312,17 @@ def test_a_perfect_network_scores_ap_1_in_every_class_mode(tmp_path, pages_dir, 
 
 
 def test_the_size_check_refuses_a_box_the_centre_does_not_support(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path, classes_from="class_map", center_size=True,
+    cfg = make_cfg(pages_dir, tmp_path, classes_from="boxes", center_size=True,
                    size_tolerance=1.5)
     # two problems one above the other, and a box made of the first one's
     # top-left corner and the second one's bottom-right: its central region
     # holds a centre (placed there on purpose) but of a problem half its height
-    detections = np.array([[10, 10, 70, 90, 0.5, 0.5, 0.5, 0, 1, 0, 0, 0, 0, 0]], np.float32)
+    detections = np.array([[10, 10, 70, 90, 0.5, 0.5, 0.5, 0]], np.float32)
     fitting_centre = np.array([[40, 50, 0, 0.9, 60, 80]], np.float32)
     small_centre = np.array([[40, 50, 0, 0.9, 60, 20]], np.float32)
     assert len(center_check(detections, fitting_centre, cfg)) == 1
     assert len(center_check(detections, small_centre, cfg)) == 0
-    without = make_cfg(pages_dir, tmp_path, classes_from="class_map", center_size=False)
+    without = make_cfg(pages_dir, tmp_path, classes_from="boxes", center_size=False)
     assert len(center_check(detections, small_centre[:, :4], without)) == 1
 
 

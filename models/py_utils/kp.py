@@ -23,15 +23,18 @@ heads exist only when asked for (both off in the paper's networks):
   inside it: on a grid of problems a top-left corner of one row and a
   bottom-right corner two rows down make a box whose central region holds
   the middle problem's centre;
-- "cls_map" (class_map): a dense map of class logits, trained on every cell
-  of every object; the decoder reads a box's category from it over the box,
-  and the centre heatmap then has one channel ("is there a centre here").
+- "box_cls" (box_classifier, training only): category logits of boxes
+  read from their pixels by a small second-stage CNN
+  (models/py_utils/box_classifier.py); the centre heatmap then has one
+  channel ("is there a centre here") and `classify` names the boxes that
+  the keypoints found.
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .box_classifier import BoxClassifier, rois_of
 from .hourglass import kp_module
 from .kp_utils import _ae_loss, _neg_loss, _regr_loss, _sigmoid, _tranpose_and_gather_feat
 from .layers import convolution, residual
@@ -52,7 +55,7 @@ def _heads(nstack, cnv_dim, curr_dim, out_dim):
 # The maps of one stack, by name. Heats are logits; tags, offsets and sizes
 # are read at the keypoints' flat indices in training (which index: GATHERED_AT).
 HEADS = ("tl_heat", "br_heat", "ct_heat", "tl_tag", "br_tag", "tl_regr", "br_regr", "ct_regr")
-OPTIONAL_HEADS = ("ct_size", "cls_map")
+OPTIONAL_HEADS = ("ct_size", "box_cls")
 GATHERED_AT = {"tl_tag": "tl", "br_tag": "br", "tl_regr": "tl", "br_regr": "br",
                "ct_regr": "ct", "ct_size": "ct"}
 
@@ -65,13 +68,14 @@ class kp(nn.Module):
     channels of the corner / centre heatmaps (default `categories`; 1 for
     class-agnostic keypoints); cnv_dim: width after each hourglass; pool_dim:
     inner width of the pooling modules; stem_dim: width of the 7x7 stem;
-    center_size, class_map: the optional heads (module doc); pool_window:
-    [vertical, horizontal] cells of bounded pools (None: to the border).
+    center_size: the size head; box_classifier: None, or the keyword
+    arguments of BoxClassifier (module doc); pool_window: [vertical,
+    horizontal] cells of bounded pools (None: to the border).
     """
 
     def __init__(self, n, nstack, dims, modules, categories, cnv_dim=256, pool_dim=128,
                  stem_dim=128, corner_categories=None, center_categories=None,
-                 center_size=False, class_map=False, pool_window=None):
+                 center_size=False, box_classifier=None, pool_window=None):
         super().__init__()
         corner_categories = categories if corner_categories is None else corner_categories
         center_categories = categories if center_categories is None else center_categories
@@ -120,16 +124,15 @@ class kp(nn.Module):
         # created only when asked for, so the paper's networks keep their
         # parameter counts and state-dict keys
         self.ct_sizes = _heads(nstack, cnv_dim, curr_dim, 2) if center_size else None
-        self.cls_maps = _heads(nstack, cnv_dim, curr_dim, categories) if class_map else None
+        self.box_classifier = (BoxClassifier(categories, **box_classifier)
+                               if box_classifier is not None else None)
 
         self.relu = nn.ReLU(inplace=True)
 
     @property
     def heads(self) -> tuple:
-        """The names of this network's maps, in a fixed order."""
-        return HEADS + tuple(name for name, module in (("ct_size", self.ct_sizes),
-                                                       ("cls_map", self.cls_maps))
-                             if module is not None)
+        """The names of the maps `predict` returns, in a fixed order."""
+        return HEADS + (("ct_size",) if self.ct_sizes is not None else ())
 
     def _stacks(self, images):
         """Yield (stack index, cnv features) of every stack, in order."""
@@ -157,17 +160,18 @@ class kp(nn.Module):
         }
         if self.ct_sizes is not None:
             maps["ct_size"] = self.ct_sizes[ind](ct_cnv)   # (B, 2, h, w) log width, log height
-        if self.cls_maps is not None:
-            maps["cls_map"] = self.cls_maps[ind](cnv)      # (B, categories, h, w) logits
         return maps
 
-    def forward(self, images, tl_inds, br_inds, ct_inds):
+    def forward(self, images, tl_inds, br_inds, ct_inds, box_rois=None):
         """Training pass: images (B, 3, H, W); tl/br/ct_inds (B, L) int64 flat
-        heatmap indices y * w + x of every object's keypoints.
+        heatmap indices y * w + x of every object's keypoints; box_rois
+        (B, K, 4) boxes to classify, in input pixels (x2 <= x1: an empty slot),
+        for a network with a box classifier.
 
-        Returns one dict per stack: the heats (and cls_map) as raw maps
-        (B, C, h, w); tags (B, L, 1), offsets and sizes (B, L, 2) gathered at
-        the indices of their keypoint (GATHERED_AT).
+        Returns one dict per stack: the heats as raw maps (B, C, h, w); tags
+        (B, L, 1), offsets and sizes (B, L, 2) gathered at the indices of
+        their keypoint (GATHERED_AT); the last stack also holds "box_cls"
+        (B, K, categories), the logits of the boxes (zeros in empty slots).
         """
         indices = {"tl": tl_inds, "br": br_inds, "ct": ct_inds}
         outs = []
@@ -176,7 +180,23 @@ class kp(nn.Module):
             outs.append({name: (_tranpose_and_gather_feat(value, indices[GATHERED_AT[name]])
                                 if name in GATHERED_AT else value)
                          for name, value in maps.items()})
+        if self.box_classifier is not None:
+            if box_rois is None:
+                raise ValueError("this network names boxes by their pixels: forward needs "
+                                 "box_rois (the sampler gives them with db.classes_from boxes)")
+            valid = box_rois[..., 2] > box_rois[..., 0]                      # (B, K)
+            logits = self.classify(images, rois_of(box_rois.to(images.dtype), valid))
+            box_cls = logits.new_zeros((*valid.shape, logits.shape[1]))
+            box_cls[valid] = logits
+            outs[-1]["box_cls"] = box_cls
         return outs
+
+    def classify(self, images, rois):
+        """Category logits (N, categories) of rois (N, 5) batch index, x1, y1,
+        x2, y2 in pixels of `images` (B, 3, H, W), with the box classifier."""
+        if self.box_classifier is None:
+            raise ValueError("this network has no box classifier (db.classes_from is not boxes)")
+        return self.box_classifier(images, rois)
 
     def predict(self, images):
         """Test pass: the last stack's raw maps by name (`heads`), (B, C, h, w)
@@ -192,13 +212,13 @@ class AELoss(nn.Module):
     pull/push on the corner tags, smooth-L1 on the three offsets, summed over
     the stacks (intermediate supervision) and divided by their number; with
     the optional heads, an L1 loss on the centres' log sizes and a
-    cross-entropy on the class map's labelled cells.
+    cross-entropy on the box classifier's logits (not divided: one stage).
 
     loss(outs, targets): outs from `kp.forward` (a dict per stack); targets a
     dict of the sampler's arrays as tensors: tl_heatmap, br_heatmap,
     ct_heatmap (B, C, h, w), tag_mask (B, L) bool, tl_regr, br_regr, ct_regr
-    (B, L, 2), and for the optional heads ct_size (B, L, 2), class_map (B, h, w)
-    int64 (-1: no object). Returns a dict of 0-dim float32 tensors, LOSS_TERMS,
+    (B, L, 2), and for the optional heads ct_size (B, L, 2), box_classes (B, K)
+    int64 (-1: an empty slot). Returns a dict of 0-dim float32 tensors, LOSS_TERMS,
     each divided by the number of stacks; total is the weighted sum; a term
     whose head the network lacks is 0.
     """
@@ -219,6 +239,7 @@ class AELoss(nn.Module):
         if not outs or not all(isinstance(o, dict) for o in outs):
             raise ValueError("AELoss takes kp.forward's outputs: a dict of maps per stack")
         check_target_shapes(outs[0], targets)
+        check_box_targets(outs[-1], targets)
         # losses in float32 whatever the network computed in (bf16/fp16 autocast)
         outs = [{name: value.float() for name, value in out.items()} for out in outs]
         targets = {name: (t.float() if t.is_floating_point() else t)
@@ -248,15 +269,14 @@ class AELoss(nn.Module):
             for out in outs:
                 size = size + _size_loss(out["ct_size"], targets["ct_size"], mask)
 
-        classes = zero
-        if "cls_map" in outs[0]:
-            for out in outs:
-                classes = classes + _class_map_loss(out["cls_map"], targets["class_map"])
-
         terms = {"focal": focal, "pull": self.pull_weight * pull,
                  "push": self.push_weight * push, "regr": self.regr_weight * regr,
-                 "size": self.size_weight * size, "class": self.class_weight * classes}
+                 "size": self.size_weight * size}
         terms = {name: value / nstack for name, value in terms.items()}
+        terms["class"] = zero
+        if "box_cls" in outs[-1]:
+            terms["class"] = self.class_weight * _box_class_loss(outs[-1]["box_cls"],
+                                                                 targets["box_classes"])
         return {"total": sum(terms.values()), **terms}
 
 
@@ -289,15 +309,17 @@ def check_target_shapes(out: dict, targets: dict) -> None:
             raise ValueError(f"head {head!r} gives {tuple(out[head].shape)} but target {target!r} "
                              f"is {tuple(targets[target].shape)}: {key} must be the same for the "
                              f"network and the sampler")
-    if "cls_map" in out:
-        if "class_map" not in targets:
-            raise ValueError("the network has a 'cls_map' head but the targets hold no "
-                             "'class_map' (set by db.classes_from)")
-        expected = (out["cls_map"].shape[0], *out["cls_map"].shape[2:])
-        if tuple(targets["class_map"].shape) != expected:
-            raise ValueError(f"head 'cls_map' gives {tuple(out['cls_map'].shape)} but target "
-                             f"'class_map' is {tuple(targets['class_map'].shape)}, expected "
-                             f"{expected} (db.output_sizes)")
+
+def check_box_targets(out: dict, targets: dict) -> None:
+    if "box_cls" not in out:
+        return
+    if "box_classes" not in targets:
+        raise ValueError("the network has a box classifier but the targets hold no "
+                         "'box_classes' (set by db.classes_from boxes)")
+    if tuple(targets["box_classes"].shape) != tuple(out["box_cls"].shape[:2]):
+        raise ValueError(f"head 'box_cls' gives {tuple(out['box_cls'].shape)} but target "
+                         f"'box_classes' is {tuple(targets['box_classes'].shape)}: "
+                         f"db.boxes_per_image must be the same for the network and the sampler")
 
 
 def _size_loss(size, gt_size, mask):
@@ -308,8 +330,9 @@ def _size_loss(size, gt_size, mask):
     return torch.where(mask, (size - gt_size).abs(), 0).sum() / (num + 1e-4)
 
 
-def _class_map_loss(logits, labels):
-    """Cross-entropy of the class logits (B, C, h, w) at every labelled cell
-    of labels (B, h, w) (-1: no object), divided by the number of such cells."""
+def _box_class_loss(logits, labels):
+    """Mean cross-entropy of box logits (B, K, C) over the slots of labels
+    (B, K) that hold a box (-1: empty)."""
     count = (labels >= 0).sum().clamp(min=1).to(logits.dtype)
-    return F.cross_entropy(logits, labels, ignore_index=-1, reduction="sum") / count
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-1,
+                           reduction="sum") / count

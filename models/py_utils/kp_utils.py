@@ -155,30 +155,27 @@ def _topk(scores, K=20):
 
 
 def _decode(tl_heat, br_heat, tl_tag, br_tag, tl_regr, br_regr, ct_heat, ct_regr,
-            ct_size=None, cls_map=None, K=100, kernel=1, ae_threshold=1, num_dets=1000,
-            class_region=0.5):
+            ct_size=None, K=100, kernel=1, ae_threshold=1, num_dets=1000):
     """Boxes from corner pairs and centre keypoints, in heatmap coordinates.
 
     Inputs are the raw maps of `kp.predict`, by name (`_decode(**maps, K=...)`):
     heats are logits (B, C, H, W), tags (B, 1, H, W), offsets and sizes
-    (B, 2, H, W), the class map logits (B, categories, H, W). Keeps the K
+    (B, 2, H, W). Keeps the K
     strongest peaks (kernel x kernel local maxima) of each heatmap; every
     top-left/bottom-right pair scores (tl + br) / 2, or -1 when their classes
     differ, their tags are more than ae_threshold apart, or the box is inverted.
 
     Returns, as float32 on the input's device:
-      detections (B, num_dets, 8 [+ categories]): x1, y1, x2, y2, score,
-        tl_score, br_score, class, best score first (num_dets is clamped to
-        K * K); with a class map, class is its best category over the box and
-        the extra columns are every category's probability there (the mean of
-        the softmax over the middle `class_region` of the box on each side);
+      detections (B, num_dets, 8): x1, y1, x2, y2, score, tl_score, br_score,
+        class, best score first (num_dets is clamped to K * K);
       center (B, K, 4 [+ 2]): x, y, class, score of the centre keypoints, and
         with a size map their predicted width and height.
     K is clamped to the heatmap's size C * H * W.
 
     Class-agnostic corners (1-channel corner heatmaps) decode through the
     same path with every corner of class 0: the centre check
-    (test/center_check.py) names their boxes from the centres or the class map.
+    (test/center_check.py) names their boxes from the centres, or the box
+    classifier does (test/kp_detection.py).
     """
     batch, _, height, width = tl_heat.shape
     K = min(K, min(h.shape[1] for h in (tl_heat, br_heat, ct_heat)) * height * width)
@@ -228,44 +225,10 @@ def _decode(tl_heat, br_heat, tl_tag, br_tag, tl_regr, br_regr, ct_heat, ct_regr
     tl_scores = _gather_feat(tl_scores.reshape(batch, -1, 1), inds)
     br_scores = _gather_feat(br_scores.reshape(batch, -1, 1), inds)
 
-    columns = [bboxes, scores, tl_scores, br_scores, clses]
-    if cls_map is not None:
-        probabilities = box_class_probabilities(cls_map, bboxes, class_region)  # (B, D, C)
-        columns[-1] = probabilities.argmax(dim=2, keepdim=True).float()
-        columns.append(probabilities)
-    detections = torch.cat(columns, dim=2)
+    detections = torch.cat([bboxes, scores, tl_scores, br_scores, clses], dim=2)
     center = [ct_xs, ct_ys, ct_clses.float(), ct_scores]
     if ct_size is not None:
         sizes = _tranpose_and_gather_feat(ct_size, ct_inds).float().exp()  # (B, K, 2)
         center += [sizes[..., 0], sizes[..., 1]]
     return detections, torch.stack(center, dim=2)
 
-
-def box_class_probabilities(cls_map, boxes, region=0.5):
-    """Mean softmax of the class logits (B, C, H, W) over the middle `region`
-    (a fraction of each side) of every box (B, D, 4) x1, y1, x2, y2 in
-    heatmap coordinates, at least one cell: (B, D, C).
-
-    Reading the whole problem rather than one pixel: the operator that names
-    it sits between the first number and the `=`, not at the box's centre.
-    Sums come from an integral image, so the cost does not grow with box size.
-    """
-    batch, categories, height, width = cls_map.shape
-    probabilities = torch.softmax(cls_map.float(), dim=1)
-    integral = F.pad(probabilities.cumsum(2).cumsum(3), (1, 0, 1, 0))  # (B, C, H + 1, W + 1)
-    margin = (1 - region) / 2
-    x1, y1, x2, y2 = boxes.unbind(dim=2)
-    box_w, box_h = x2 - x1, y2 - y1
-    left = (x1 + margin * box_w).floor().clamp(0, width - 1)
-    top = (y1 + margin * box_h).floor().clamp(0, height - 1)
-    right = torch.maximum((x2 - margin * box_w).ceil(), left + 1).clamp(max=width)
-    bottom = torch.maximum((y2 - margin * box_h).ceil(), top + 1).clamp(max=height)
-    flat = integral.flatten(2)  # (B, C, (H + 1) * (W + 1))
-
-    def at(rows, cols):
-        index = (rows * (width + 1) + cols).long().unsqueeze(1).expand(batch, categories, -1)
-        return flat.gather(2, index)  # (B, C, D)
-
-    sums = at(bottom, right) - at(top, right) - at(bottom, left) + at(top, left)
-    cells = ((bottom - top) * (right - left)).unsqueeze(1)
-    return (sums / cells).transpose(1, 2).clamp(min=0)
