@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.report import markdown_table, write_section  # noqa: E402
@@ -73,26 +74,36 @@ def child_predict(config, side, reps):
 
 
 def child_train_step(config, side, batch, reps):
-    """Forward + backward of a training batch (random targets' indices)."""
+    """Forward + backward of a training batch: random boxes, their targets
+    made by the sampler (so every head's width follows the config)."""
     from models.py_utils import AELoss
-    cfg = load_config(config, check_data=False)
+    from sample.kp_detection import boxes_to_classify, keypoint_targets
+    cfg = load_config(config, overrides={"db": {"input_size": side,
+                                                "output_sizes": [[(side - 1) // 4 + 1] * 2]}},
+                      check_data=False)
     torch.manual_seed(0)
     net = build_network(cfg)
-    out = (side - 1) // 4 + 1
-    slots = cfg.db.max_tag_len
+    rng = np.random.default_rng(0)
+    examples = []
+    for _ in range(batch):
+        corners = rng.uniform(0, side * 0.8, (20, 2))
+        boxes = np.concatenate([corners, corners + rng.uniform(8, side * 0.2, (20, 2))], 1)
+        classes = rng.integers(0, cfg.db.categories, 20)
+        example = keypoint_targets(boxes, classes, cfg)
+        if cfg.db.classes_from == "boxes":
+            example.update(boxes_to_classify(boxes, classes, cfg, rng))
+        examples.append(example)
+    stacked = {k: torch.from_numpy(np.stack([e[k] for e in examples])) for k in examples[0]}
     images = torch.randn(batch, 3, side, side)
-    inds = [torch.randint(0, out * out, (batch, slots)) for _ in range(3)]
-    heat = torch.zeros(batch, cfg.db.categories, out, out)
-    heat[:, 0, out // 2, out // 2] = 1
-    mask = torch.zeros(batch, slots, dtype=torch.bool)
-    mask[:, :20] = True
-    targets = [heat, heat, heat, mask] + [torch.rand(batch, slots, 2) for _ in range(3)]
+    inputs = [images] + [stacked[k] for k in ("tl_tags", "br_tags", "ct_tags", "box_rois")
+                         if k in stacked]
+    targets = {k: v for k, v in stacked.items() if k not in ("box_rois",)}
     loss = AELoss()
     rss_built = peak_rss_mib()
 
     def step():
         net.zero_grad(set_to_none=True)
-        loss(net(images, *inds), targets)[0].backward()
+        loss(net(*inputs), targets)["total"].backward()
 
     seconds = median_seconds(step, reps)
     return {"seconds": seconds, "rss_built_mib": rss_built, "peak_rss_mib": peak_rss_mib()}

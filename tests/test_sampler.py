@@ -167,6 +167,31 @@ def test_class_agnostic_corners_have_one_channel():
     check_peaks(example, CLASSES, agnostic=True)
 
 
+def test_boxes_to_classify_are_uncut_jittered_ground_truth():
+    cfg = tiny_cfg(rand_crop=False, class_agnostic_corners=True, classes_from="boxes",
+                   boxes_per_image=3, box_jitter=0.1)
+    # the fourth box touches the top border: a crop may have cut it
+    boxes = BOXES.copy()
+    boxes[3, 1] = 0.0
+    example = kp_detection(picture(), record(boxes=boxes), cfg, np.random.default_rng(0), True)
+    assert example["ct_heatmap"].shape == (1, OUTPUT, OUTPUT)
+    rois, labels = example["box_rois"], example["box_classes"]
+    assert rois.shape == (3, 4) and labels.tolist().count(-1) == 0
+    for roi, label in zip(rois, labels):
+        # each roi is one of the first three boxes, moved by at most 10 % of its size
+        distance = np.abs(BOXES[:3] - roi) / np.tile(BOXES[:3, 2:] - BOXES[:3, :2], 2)
+        match = int(distance.max(axis=1).argmin())
+        assert distance[match].max() <= 0.1 + 1e-6 and label == CLASSES[match]
+    assert sorted(np.abs(BOXES[:3] - rois[:, None]).sum(axis=2).argmin(axis=1)) == [0, 1, 2]
+    # validation: the first uncut boxes, unmoved, empty slots marked
+    more = tiny_cfg(rand_crop=False, class_agnostic_corners=True, classes_from="boxes",
+                    boxes_per_image=5)
+    example = kp_detection(picture(), record(boxes=boxes), more, np.random.default_rng(0), False)
+    np.testing.assert_allclose(example["box_rois"][:3], BOXES[:3], atol=1e-4)
+    assert example["box_classes"].tolist() == [*CLASSES[:3], -1, -1]
+    assert (example["box_rois"][3:] == 0).all()
+
+
 def test_box_cut_at_the_right_edge_stays_on_the_map():
     box = np.array([[90.0, 40.0, 127.0, 127.0]], dtype=np.float32)  # touches right and bottom
     example = kp_detection(picture(), record(box, [1]), tiny_cfg(rand_crop=False),
