@@ -7,6 +7,11 @@ writes `<out>/ks_train.txt`, `ks_val.txt`, `ks_test.txt` and the pictures under
 specifies (one line per picture, `<path relative to the txt> x1,y1,x2,y2,c ...`,
 x2/y2 the exclusive right/bottom edges, c the 0-based category). The Chinese
 file names are deliberate: every reader and writer downstream meets them.
+Beside each ks file, `ks_<split>_text.jsonl` says what each box reads: the
+printed problem and the handwritten answer, aligned with the ks line by image
+and box (docs/ks-format.md, "What each box reads"; the recognizer and
+grade.py are trained and measured on it). Writing it draws nothing random:
+the pages are the same bytes with or without it.
 `--small` makes test-sized pages (256-400 px wide, 8-30 problems).
 
 The page model (ks-format.md, "The synthetic 口算 set"; drawn by db/synth_page.py)
@@ -59,6 +64,7 @@ the generator falls back to OpenCV's Hershey fonts and says so.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import re
@@ -82,7 +88,7 @@ _FONT_PACKAGES = ("fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-
                   "fonts-comic-neue fonts-wqy-microhei")
 
 __all__ = ["DEFAULT_COUNTS", "SynthPage", "render_page", "generate", "image_relpath",
-           "format_line", "main"]
+           "format_line", "format_text_line", "text_path", "main"]
 
 
 def image_relpath(split: str, index: int) -> str:
@@ -95,6 +101,23 @@ def format_line(relpath: str, page: SynthPage) -> str:
     boxes = " ".join(f"{x1},{y1},{x2},{y2},{c}"
                      for (x1, y1, x2, y2), c in zip(page.boxes.tolist(), page.classes.tolist()))
     return f"{relpath} {boxes}".rstrip()
+
+
+def text_path(out_dir: str, split: str) -> str:
+    """The side file of ks_<split>.txt holding what each box reads (docs/ks-format.md)."""
+    return os.path.join(out_dir, f"ks_{split}_text.jsonl")
+
+
+def format_text_line(relpath: str, page: SynthPage) -> str:
+    """One line of ks_<split>_text.jsonl: the picture's path as in the ks line and,
+    box by box in the ks line's order, the box, its category, the printed problem,
+    the handwritten answer as written ("" when unanswered) and the right answer."""
+    problems = [{"box": box, "class": c, "printed": printed, "answer": answer, "solution": solution}
+                for box, c, printed, answer, solution in zip(
+                    page.boxes.tolist(), page.classes.tolist(), page.printed, page.answers,
+                    page.solutions)]
+    return json.dumps({"image": relpath, "problems": problems}, ensure_ascii=False,
+                      separators=(",", ":"))
 
 
 def default_workers() -> int:
@@ -114,7 +137,7 @@ def _init_worker(settings: dict):
     _job_settings.update(settings)
 
 
-def _make_page(job: tuple[str, int]) -> tuple[str, int, str, int]:
+def _make_page(job: tuple[str, int]) -> tuple[str, int, str, str, int]:
     split, index = job
     s = _job_settings
     style = s["style"]
@@ -127,7 +150,7 @@ def _make_page(job: tuple[str, int]) -> tuple[str, int, str, int]:
     # open() rather than cv2.imwrite: OpenCV's writer mangles non-ASCII paths on some systems.
     with open(os.path.join(s["out_dir"], relpath), "wb") as f:
         f.write(encoded.tobytes())
-    return split, index, format_line(relpath, page), len(page.boxes)
+    return split, index, format_line(relpath, page), format_text_line(relpath, page), len(page.boxes)
 
 
 def _check_counts(counts) -> dict[str, int]:
@@ -183,14 +206,16 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
     jobs = [(split, index) for split, count in counts.items() for index in range(count)]
     settings = dict(seed=seed, small=small, style=chosen, num_problems=num_problems, out_dir=out_dir)
     lines = {split: [None] * count for split, count in counts.items()}
+    text_lines = {split: [None] * count for split, count in counts.items()}
     problems = 0
     started = time.perf_counter()
     if workers == 1 or len(jobs) <= 1:
         _job_settings.clear()
         _job_settings.update(settings)
         results = map(_make_page, jobs)
-        for split, index, line, count in results:
+        for split, index, line, text_line, count in results:
             lines[split][index] = line
+            text_lines[split][index] = text_line
             problems += count
     else:
         # spawn, not fork: safe whichever libraries (and threads) the caller has loaded.
@@ -198,8 +223,10 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
         chunk = max(1, min(16, len(jobs) // (workers * 8)))
         with context.Pool(min(workers, len(jobs)), initializer=_init_worker,
                           initargs=(settings,)) as pool:
-            for split, index, line, count in pool.imap_unordered(_make_page, jobs, chunksize=chunk):
+            for split, index, line, text_line, count in pool.imap_unordered(_make_page, jobs,
+                                                                             chunksize=chunk):
                 lines[split][index] = line
+                text_lines[split][index] = text_line
                 problems += count
 
     paths = {}
@@ -214,6 +241,10 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
             f.writelines(line + "\n" for line in split_lines)
         os.replace(temporary, path)  # a crashed run never leaves a half-written list
         paths[split] = path
+        texts = text_path(out_dir, split)
+        with open(texts + ".tmp", "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(line + "\n" for line in text_lines[split])
+        os.replace(texts + ".tmp", texts)
     elapsed = time.perf_counter() - started
     summary = ", ".join(f"{count} {split}" for split, count in counts.items())
     log(f"db.synth: wrote {summary} pages ({problems} problems) to {out_dir} in {elapsed:.1f} s "

@@ -56,6 +56,10 @@ class SynthPage:
     clean: np.ndarray | None = None     # (H, W, 3) uint8
     labels: np.ndarray | None = None    # (H, W) uint16
     paper: np.ndarray | None = None     # (H, W) bool
+    # What a reader should read in each box (db/synth.py writes them to ks_<split>_text.jsonl):
+    printed: tuple[str, ...] = ()    # the printed problem, e.g. "12+7=", "( )+5=7", "7○3"
+    answers: tuple[str, ...] = ()    # the handwritten answer as written, "" when unanswered
+    solutions: tuple[str, ...] = ()  # the right answer: a number or, for compare, > < =
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +115,26 @@ class Problem:
             else:
                 parts.append(f"({self.answer if self.answered else ''})")
         return " ".join(parts)
+
+    def printed(self) -> str:
+        """The printed part alone, without spaces: "12+7=", "( )+5=7", "7○3", "7×8○54".
+
+        A blank printed as parentheses is "( )", as an underline "_"; a free answer
+        space after "=" prints nothing. Signs as printed: + − (U+2212) × ÷ = ○.
+        """
+        parts = []
+        for token in self.tokens:
+            if isinstance(token, str):
+                parts.append(token)
+            elif token[0] == "circle":
+                parts.append("○")
+            else:
+                parts.append({"paren": "( )", "underline": "_", "free": ""}[token[1]])
+        return "".join(parts)
+
+    def written(self) -> str:
+        """The handwritten answer as written (possibly wrong); "" when unanswered."""
+        return self.answer if self.answered else ""
 
 
 def _operation(op: Kind, level: int, rng) -> tuple[int, int, int]:
@@ -642,7 +666,7 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
         warped = cv2.warpPerspective(canvas.page, homography, (width, height),
                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                                      borderValue=background)
-    boxes, classes, texts = [], [], []
+    boxes, classes, texts, printed, answers, solutions = [], [], [], [], [], []
     warped_boxes = _warped_boxes(canvas.ink_points, len(problems), homography, width, height)
     for problem, box in zip(problems, warped_boxes):
         if box is None:  # never expected: a problem without ink, or its ink left the picture
@@ -650,6 +674,9 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
         boxes.append(box)
         classes.append(int(problem.kind))
         texts.append(problem.text())
+        printed.append(problem.printed())
+        answers.append(problem.written())
+        solutions.append(problem.right_answer)
     image = _degrade(warped, rng, scan) if degrade else warped
     quality = int(rng.integers(70, 96)) if scan else int(rng.integers(55, 93))
     labels = paper_mask = None
@@ -666,7 +693,8 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
                      texts=tuple(texts), jpeg_quality=quality,
                      clean=warped if keep_debug else None,
                      labels=labels,
-                     paper=paper_mask)
+                     paper=paper_mask,
+                     printed=tuple(printed), answers=tuple(answers), solutions=tuple(solutions))
 
 
 def _write_answer(canvas: _Canvas, problem: Problem, anchor, pupil: Pupil, d: int, origin_x: float,
