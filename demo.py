@@ -33,8 +33,7 @@ import sys
 from config import ConfigError
 from exit_codes import DONE, PROBLEMS, REFUSED
 from nnet.device import Precision, choose_device, precision_for
-from test.cli import (add_network_arguments, load_test_config, resolve_iteration,
-                      show_warnings_briefly)
+from test.cli import add_network_arguments, load_test_config, show_warnings_briefly
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 SHOWN_ENTRIES = 20  # passed-over or unreadable files listed one a line; the rest are counted
@@ -176,8 +175,9 @@ def main(argv=None) -> int:
     show_warnings_briefly()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from nnet.checkpoints import load_trained_network
-    from nnet.onnx_model import OnnxNetwork
+    from nnet.checkpoints import find_snapshot, load_trained_network
+    from nnet.onnx_model import OnnxModelError, OnnxNetwork
+    from nnet.snapshot import SnapshotError
     from test.evaluate import write_json
     from test.run import detect_records
     from test.timing import StageTimer, device_sync
@@ -202,11 +202,13 @@ def main(argv=None) -> int:
         print(f"demo.py: none of the {len(paths)} images can be read:\n{_lines(unreadable)}",
               file=sys.stderr)
         return REFUSED
-    iteration = args.onnx or resolve_iteration(cfg, args.testiter)
     try:
-        net = (OnnxNetwork(args.onnx, cfg, device) if args.onnx
-               else load_trained_network(cfg, iteration, device))
-    except (FileNotFoundError, RuntimeError) as e:
+        if args.onnx:
+            net, iteration = OnnxNetwork(args.onnx, cfg, device), args.onnx
+        else:
+            snapshot = find_snapshot(cfg, args.testiter)
+            net, iteration = load_trained_network(cfg, snapshot, device), snapshot.iteration
+    except (SnapshotError, OnnxModelError) as e:
         print(f"demo.py: {e}", file=sys.stderr)
         return REFUSED
 

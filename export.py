@@ -59,23 +59,26 @@ def main(argv=None) -> int:
 
     from db import load_db, read_image
     from db.errors import AnnotationError, ImageReadError
-    from nnet.checkpoints import load_trained_network
+    from nnet.checkpoints import find_snapshot, load_trained_network
     from nnet.onnx_model import OPSET, compare_with_pytorch, export_onnx
-    from test.cli import load_test_config, resolve_iteration
+    from nnet.snapshot import SnapshotError
+    from test.cli import load_test_config
     from test.kp_detection import prepare_image
 
     try:
         cfg = load_test_config(args.config, None, check_data=args.image is None,
                                assignments=args.set)
-        iteration = resolve_iteration(cfg, args.testiter)
-        net = load_trained_network(cfg, iteration, torch.device("cpu"))
+        snapshot = find_snapshot(cfg, args.testiter)
+        net = load_trained_network(cfg, snapshot, torch.device("cpu"))
+        # FileNotFoundError: no annotation file; IndexError: a split without pages
         page = args.image or load_db(cfg, cfg.system.val_split).records[0].path
         images = prepare_image(read_image(page), cfg)[0].images  # first test scale, with its flip
-    except (ConfigError, FileNotFoundError, RuntimeError, AnnotationError, ImageReadError,
+    except (ConfigError, SnapshotError, FileNotFoundError, AnnotationError, ImageReadError,
             IndexError) as e:
         print(f"export.py: {e}", file=sys.stderr)
         return 2
 
+    iteration = snapshot.iteration
     out = args.out or os.path.join(cfg.snapshot_dir, f"{cfg.name}_{iteration}.onnx")
     export_onnx(net, cfg, out, images, iteration=iteration)
     differences = compare_with_pytorch(net, out, images)

@@ -30,8 +30,7 @@ import sys
 from config import ConfigError
 from exit_codes import DONE, PROBLEMS, REFUSED
 from nnet.device import choose_device, precision_for
-from test.cli import (add_network_arguments, load_test_config, resolve_iteration, settings_suffix,
-                      show_warnings_briefly)
+from test.cli import add_network_arguments, load_test_config, settings_suffix, show_warnings_briefly
 
 SPLITS = ("val", "test", "train")
 
@@ -57,6 +56,7 @@ def main(argv=None) -> int:
     from db import load_db
     from db.errors import AnnotationError, ImageReadError
     from nnet.checkpoints import find_snapshot, load_trained_network
+    from nnet.snapshot import SnapshotError
     from test.confusion import format_confusion_matrix
     from test.evaluate import format_metrics
     from test.run import detect_split
@@ -72,14 +72,14 @@ def main(argv=None) -> int:
     print(precision)
     split = cfg.system[f"{args.split}_split"]
 
-    iteration = resolve_iteration(cfg, args.testiter)
     try:
-        find_snapshot(cfg, iteration)  # a wrong --testiter fails before the data is read
-        db = load_db(cfg, split)
-        net = load_trained_network(cfg, iteration, device)
-    except (FileNotFoundError, RuntimeError, AnnotationError) as e:
+        snapshot = find_snapshot(cfg, args.testiter)  # a wrong --testiter fails before the data is read
+        db = load_db(cfg, split)  # FileNotFoundError: no annotation file
+        net = load_trained_network(cfg, snapshot, device)
+    except (SnapshotError, FileNotFoundError, AnnotationError) as e:
         print(f"test.py: {e}", file=sys.stderr)
         return REFUSED
+    iteration = snapshot.iteration
 
     folder = (f"{split}_{iteration}" + (f"-{args.suffix}" if args.suffix else "")
               + settings_suffix(args.set))

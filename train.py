@@ -52,12 +52,12 @@ from config import SCHEMA, ConfigError, load_config, parse_assignments
 from exit_codes import DONE, PROBLEMS, REFUSED
 from db import AnnotationError, ImageReadError, load_db
 from nnet import distributed
-from nnet.checkpoints import best_snapshot_path, find_snapshot, snapshot_path
+from nnet.checkpoints import best_snapshot_path, find_snapshot, read_snapshot, snapshot_path
 from nnet.device import PRECISION_SETTINGS, choose_device, precision_for
 from nnet.memory import (NotEnoughMemoryError, StepOutOfMemoryError, check_step_fits,
                          is_out_of_memory, step_out_of_memory)
 from nnet.py_factory import LOSS_NAMES, NetworkFactory, NonFiniteLossError
-from nnet.snapshot import SnapshotError, load_snapshot, save_snapshot
+from nnet.snapshot import SnapshotError, save_snapshot
 from sample.dataset import (TrainingExamples, ValidationExamples, print_note, training_loader,
                             validation_loader, workers_that_fit)
 
@@ -235,8 +235,8 @@ def train(cfg, args, context: distributed.Context) -> None:
 def _restore(factory, cfg, args, say) -> str | None:
     """Resume (--iter) or start from system.pretrain; the snapshot resumed from."""
     if args.start_iter is not None:
-        path = find_snapshot(cfg, args.start_iter)
-        state = load_snapshot(path, map_location="cpu")
+        path = find_snapshot(cfg, args.start_iter).path
+        state = read_snapshot(path)
         factory.load_state_dict(state, source=path)
         changed = _changed_settings(state.get("config") or {}, cfg.to_dict())
         say(f"resuming from {path} (iteration {factory.iteration})"
@@ -355,7 +355,7 @@ def _best_ap(cfg):
     path = best_snapshot_path(cfg)
     if not os.path.isfile(path):
         return None
-    return load_snapshot(path).get("metrics", {}).get("val_AP")
+    return read_snapshot(path).get("metrics", {}).get("val_AP")
 
 
 class JsonLog:

@@ -4,8 +4,8 @@ both trained from scratch on the same synthetic 口算 pages for the same
 wall-clock minutes on this machine, and evaluated on the same validation
 pages with the same pycocotools code (test/evaluate.py).
 
-    python bench/bench_accuracy.py --budget 10            # both, 10 minutes each
-    python bench/bench_accuracy.py --budget 10 --only ours
+    python -m bench.bench_accuracy --budget 10            # both, 10 minutes each
+    python -m bench.bench_accuracy --budget 10 --only ours
 
 Same data, input size and augmentation: the peer trains on exactly the crops
 our sampler makes (sample.kp_detection.augmented_input: crop scale, resize to
@@ -34,20 +34,19 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import cv2
+import numpy as np
+import torch
 
-from bench.report import markdown_table, write_section  # noqa: E402
-from config import load_config  # noqa: E402
-from db import load_db, read_image  # noqa: E402
-from nnet.checkpoints import available_iterations, load_trained_network  # noqa: E402
-from sample.dataset import TrainingExamples  # noqa: E402
-from sample.kp_detection import augmented_input  # noqa: E402
-from test.evaluate import coco_results, evaluate  # noqa: E402
-from test.run import detect_split  # noqa: E402
+from bench.report import markdown_table, write_section
+from config import load_config
+from db import load_db, read_image
+from nnet.checkpoints import find_snapshot, load_trained_network
+from sample.dataset import TrainingExamples
+from sample.kp_detection import augmented_input
+from test.evaluate import coco_results, evaluate
+from test.run import detect_split
 
 DENSE = 100  # pages with more problems than this count as dense
 
@@ -82,8 +81,9 @@ def run_ours(cfg_path, args):
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=ROOT)
     train_minutes = (time.perf_counter() - started) / 60
-    iteration = available_iterations(cfg)[-1]
-    net = load_trained_network(cfg, iteration, torch.device("cpu"))
+    snapshot = find_snapshot(cfg, "latest")
+    iteration = snapshot.iteration
+    net = load_trained_network(cfg, snapshot, torch.device("cpu"))
     db = load_db(cfg, cfg.system.val_split)
     out_dir = os.path.join(cfg.result_dir, f"val_{iteration}")
     run = detect_split(net, cfg, db, "cpu", out_dir, max_images=args.val_images)

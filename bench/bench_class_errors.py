@@ -1,6 +1,6 @@
 """Where a trained snapshot loses AP: finding the problems or naming them.
 
-    python bench/bench_class_errors.py CenterNet-tiny --testiter latest --max-images 40
+    python -m bench.bench_class_errors CenterNet-tiny --testiter latest --max-images 40
 
 Runs the test pipeline (test/run.py, as test.py) on the validation split and
 scores the same detections three ways with pycocotools:
@@ -26,16 +26,16 @@ import tempfile
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
+import torch
 
-from bench.report import markdown_table, write_section  # noqa: E402
-from config import load_config  # noqa: E402
-from db import load_db  # noqa: E402
-from nnet.checkpoints import available_iterations, load_trained_network  # noqa: E402
-from test.evaluate import coco_results, max_dets_for, run_cocoeval, summarize  # noqa: E402
-from test.run import detect_split  # noqa: E402
+from bench.report import markdown_table, write_section
+from config import load_config
+from db import load_db
+from nnet.checkpoints import find_snapshot, load_trained_network
+from test.cli import iteration_argument
+from test.evaluate import coco_results, max_dets_for, run_cocoeval, summarize
+from test.run import detect_split
 
 
 def best_per_place(results: list[dict]) -> list[dict]:
@@ -58,13 +58,14 @@ def coco_ap(coco_gt, results, image_ids, max_dets, use_categories):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config")
-    parser.add_argument("--testiter", default="latest")
+    parser.add_argument("--testiter", type=iteration_argument, default="latest")
     parser.add_argument("--max-images", type=int, default=0)
     args = parser.parse_args(argv)
 
     cfg = load_config(args.config)
-    iteration = available_iterations(cfg)[-1] if args.testiter == "latest" else int(args.testiter)
-    net = load_trained_network(cfg, iteration, torch.device("cpu"))
+    snapshot = find_snapshot(cfg, args.testiter)
+    iteration = snapshot.iteration
+    net = load_trained_network(cfg, snapshot, torch.device("cpu"))
     db = load_db(cfg, cfg.system.val_split)
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as out_dir:

@@ -5,9 +5,9 @@ batch 8 (time and peak memory) in each precision; db.test_batch_images 1
 against 8; and CenterNet-tiny trained for as many iterations as a few minutes
 allow, with its validation AP.
 
-    python bench/bench_gpu.py                        # on the GPU: the "gpu" section of BENCHMARKS.md
-    python bench/bench_gpu.py --json gpu.json        # also the raw figures, saved after each stage
-    python bench/bench_gpu.py --device cpu --quick   # every measurement at toy sizes on the CPU
+    python -m bench.bench_gpu                        # on the GPU: the "gpu" section of BENCHMARKS.md
+    python -m bench.bench_gpu --json gpu.json        # also the raw figures, saved after each stage
+    python -m bench.bench_gpu --device cpu --quick   # every measurement at toy sizes on the CPU
                                                      # (well under a minute): tests the script
                                                      # before GPU time is spent; writes no section
 
@@ -44,13 +44,13 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from config import load_config  # noqa: E402
-from nnet.device import PRECISIONS, DeviceError, choose_device, choose_precision  # noqa: E402
+from bench.timing import median_seconds
+from config import load_config
+from nnet.device import PRECISIONS, DeviceError, choose_device, choose_precision
 
 # --quick: every stage at toy sizes, so that the whole script runs on a CPU
 # in well under a minute (the hourglass of CenterNet-52 needs inputs of 127
@@ -83,20 +83,10 @@ def training_batch(cfg, batch: int, boxes_per_image: int = 40, seed: int = 0) ->
 
 
 def timed_ms(fn, device, warmup: int, steps: int) -> float:
-    """Median milliseconds of `steps` calls of fn after `warmup` calls."""
+    """Median milliseconds of `steps` calls of fn after `warmup` calls (bench/timing.py)."""
     from test.timing import device_sync
 
-    sync = device_sync(device)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * median_seconds(fn, steps, warmup, sync=device_sync(device))
 
 
 def precisions_here(device) -> tuple[list[str], dict]:

@@ -2,7 +2,7 @@
 on the CPU with 0, 1 and 2 DataLoader workers, and the share of every step
 spent waiting for the next batch.
 
-    python bench/bench_loader.py [--data data/ks] [--steps 30] [--workers 0 1 2]
+    python -m bench.bench_loader [--data data/ks] [--steps 30] [--workers 0 1 2]
 
 Each setting runs train.py's own loop (train.main, the tiny config as it is,
 --device cpu --workers W) for `--warmup` + `--steps` iterations in a scratch
@@ -26,10 +26,9 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from bench.report import markdown_table, write_section  # noqa: E402
-from config import load_config  # noqa: E402
+from bench.report import markdown_table, write_section
+from config import load_config
 
 CONFIG = "CenterNet-tiny"
 GENERATED_PAGES = {"train": 64, "val": 4, "test": 4}

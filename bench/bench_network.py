@@ -3,8 +3,8 @@ and peak memory, the tiny network's training step, and corner pooling against
 the slow obvious loop, flip + torch.cummax and a plain copy. Writes the
 "network" section of BENCHMARKS.md (bench/report.py).
 
-    python bench/bench_network.py            # full run (several minutes on 2 cores)
-    python bench/bench_network.py --quick    # fewer repetitions, to check it works
+    python -m bench.bench_network            # full run (several minutes on 2 cores)
+    python -m bench.bench_network --quick    # fewer repetitions, to check it works
 
 Latency and memory are measured in a fresh subprocess per network, so one
 measurement's memory does not inflate the next; peak memory is the
@@ -25,17 +25,16 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from bench.report import markdown_table, write_section  # noqa: E402
-from config import load_config  # noqa: E402
-from models import build_network  # noqa: E402
-from models.py_utils import BottomPool, LeftPool, RightPool, TopPool  # noqa: E402
-from models.py_utils.corner_pool import default_method, directional_max  # noqa: E402
+from bench.report import markdown_table, write_section
+from bench.timing import median_seconds
+from config import load_config
+from models import build_network
+from models.py_utils import BottomPool, LeftPool, RightPool, TopPool
+from models.py_utils.corner_pool import default_method, directional_max
 
 POOL_SHAPE = (4, 128, 128, 128)
 POOLS = {TopPool: (2, True), BottomPool: (2, False), LeftPool: (3, True), RightPool: (3, False)}
@@ -45,17 +44,6 @@ def peak_rss_mib():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes
     return peak / (1024 * 1024) if platform.system() == "Darwin" else peak / 1024
-
-
-def median_seconds(fn, reps, warmup=1):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 # --------------------------------------------------------------------------
@@ -110,8 +98,9 @@ def child_train_step(config, side, batch, reps):
 
 
 def run_child(task, **kwargs):
-    command = [sys.executable, os.path.abspath(__file__), "--child", json.dumps({"task": task, **kwargs})]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    command = [sys.executable, "-m", "bench.bench_network", "--child",
+               json.dumps({"task": task, **kwargs})]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark subprocess {task} {kwargs} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -231,7 +220,7 @@ def main():
         + markdown_table(["pool", "layout", "ours (ms)", "other method (ms)", "cummax (ms)",
                           "loop (ms)", "cummax / ours", "loop / ours", "ours / clone"], pools),
     ])
-    cmd = "python bench/bench_network.py" + (" --quick" if args.quick else "")
+    cmd = "python -m bench.bench_network" + (" --quick" if args.quick else "")
     print(write_section("network", body, cmd=cmd))
 
 

@@ -4,9 +4,9 @@ CenterNet-52's test forward of an image and its flip at 511, a CenterNet-52
 training step of batch 2 at 511, and the same two for the small config at its
 input size.
 
-    python bench/bench_precision.py                             # all rows
-    python bench/bench_precision.py --repeat 1                  # one timed run per cell
-    python bench/bench_precision.py --networks CenterNet-tiny   # the small config's rows only
+    python -m bench.bench_precision                             # all rows
+    python -m bench.bench_precision --repeat 1                  # one timed run per cell
+    python -m bench.bench_precision --networks CenterNet-tiny   # the small config's rows only
 
 Each row is timed in this process, one after the other, so the ratios compare
 runs on the same machine minutes apart. The CPU's instruction set decides
@@ -27,14 +27,14 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
+import torch
 
-from bench.bench_gpu import training_batch  # noqa: E402
-from bench.report import markdown_table, write_section  # noqa: E402
-from config import load_config  # noqa: E402
-from nnet.device import autocast, choose_precision  # noqa: E402
+from bench.bench_gpu import training_batch
+from bench.report import markdown_table, write_section
+from bench.timing import median_seconds
+from config import load_config
+from nnet.device import autocast, choose_precision
 
 CPU = torch.device("cpu")
 
@@ -47,17 +47,6 @@ def cpu_flags() -> str:
         return "unknown"
     wanted = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")]
     return " ".join(sorted(set(wanted))) or "none of avx2/avx512/amx"
-
-
-def median_seconds(fn, repeat: int, warmup: int) -> float:
-    for _ in range(warmup):  # oneDNN picks its kernels on the first call
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def forward(config, precision, channels_last, repeat, warmup):

@@ -3,8 +3,8 @@ the validation pages at several top_k values (num_dets scaled with it),
 reporting AP, AP50, AR100 and the milliseconds per page spent decoding,
 checking centres and in NMS.
 
-    python bench/bench_top_k.py CenterNet-tiny --testiter latest --top-k 100 200 400 700
-    python bench/bench_top_k.py CenterNet-tiny --testiter 200 --max-images 40
+    python -m bench.bench_top_k CenterNet-tiny --testiter latest --top-k 100 200 400 700
+    python -m bench.bench_top_k CenterNet-tiny --testiter 200 --max-images 40
 
 Writes the "top_k-<config>" section of BENCHMARKS.md.
 """
@@ -18,30 +18,29 @@ import tempfile
 import warnings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
+import torch
 
-from bench.report import markdown_table, write_section  # noqa: E402
-from config import load_config  # noqa: E402
-from db import load_db  # noqa: E402
-from nnet.checkpoints import available_iterations, load_trained_network  # noqa: E402
-from test.run import detect_split  # noqa: E402
+from bench.report import markdown_table, write_section
+from config import load_config
+from db import load_db
+from nnet.checkpoints import find_snapshot, load_trained_network
+from test.cli import iteration_argument
+from test.run import detect_split
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config")
-    parser.add_argument("--testiter", default="latest")
+    parser.add_argument("--testiter", type=iteration_argument, default="latest")
     parser.add_argument("--top-k", type=int, nargs="+", default=[100, 200, 400, 700])
     parser.add_argument("--max-images", type=int, default=0)
     args = parser.parse_args(argv)
 
     base = load_config(args.config)
-    iteration = args.testiter
-    if iteration == "latest":
-        iteration = available_iterations(base)[-1]
-    net = load_trained_network(base, iteration, torch.device("cpu"))
+    snapshot = find_snapshot(base, args.testiter)
+    iteration = snapshot.iteration
+    net = load_trained_network(base, snapshot, torch.device("cpu"))
     db = load_db(base, base.system.val_split)
     rows = []
     warnings.simplefilter("ignore")

@@ -48,7 +48,10 @@ def machine() -> str:
 
 
 def command() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    """The command line that is running, as typed: `python -m bench.NAME ...`."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    program = f"-m {spec.name}" if spec is not None and spec.name else shlex.quote(sys.argv[0])
+    return " ".join(["python", program, *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def write_section(name: str, body: str, cmd: str | None = None) -> str:

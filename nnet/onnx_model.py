@@ -160,6 +160,11 @@ def _session(path, device):
     return ort.InferenceSession(path, providers=providers)
 
 
+class OnnxModelError(RuntimeError):
+    """An exported model that cannot be used: missing, unreadable, onnxruntime
+    not installed, or of another category count; the message says what to do."""
+
+
 class OnnxNetwork:
     """An exported model that stands in for the network at test time:
     `predict(images)` returns the maps by name as `net.predict` does, torch
@@ -170,22 +175,22 @@ class OnnxNetwork:
     def __init__(self, path: str, cfg, device):
         self.path = path
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"no ONNX model {path}; write one with "
-                                    f"`python export.py {cfg.name} --testiter N`")
+            raise OnnxModelError(f"no ONNX model {path}; write one with "
+                                 f"`python export.py {cfg.name} --testiter N`")
         try:
             self.session = _session(path, torch.device(device))
         except ImportError as e:
-            raise RuntimeError(f"{e.name} is not installed: pip install -r "
-                               f"requirements-onnx.txt") from None
+            raise OnnxModelError(f"{e.name} is not installed: pip install -r "
+                                 f"requirements-onnx.txt") from None
         except Exception as e:  # onnxruntime's own errors: not a model, a newer opset, ...
-            raise RuntimeError(f"onnxruntime cannot load {path}: {e}") from None
+            raise OnnxModelError(f"onnxruntime cannot load {path}: {e}") from None
         self.names = [o.name for o in self.session.get_outputs()]
         metadata = self.session.get_modelmeta().custom_metadata_map
         categories = metadata.get("categories")
         if categories is not None and int(categories) != cfg.db.categories:
-            raise RuntimeError(f"{path} was exported from a network of {categories} categories "
-                             f"(config {metadata.get('config')}), but db.categories of "
-                             f"{cfg.name} is {cfg.db.categories}: use that config")
+            raise OnnxModelError(f"{path} was exported from a network of {categories} categories "
+                                 f"(config {metadata.get('config')}), but db.categories of "
+                                 f"{cfg.name} is {cfg.db.categories}: use that config")
         self.max_cells = int(metadata.get("max_pooled_cells", MAX_POOLED_CELLS))
 
     def predict(self, images: torch.Tensor):

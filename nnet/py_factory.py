@@ -6,7 +6,7 @@ snapshot needs to resume exactly (the original CenterNet's `NetworkFactory`).
     losses = factory.train_step(batch)               # one optimizer step
     val = factory.validation_loss(val_loader)        # BatchNorm in eval mode
     save_snapshot(path, factory.state_dict())        # see nnet/checkpoints.py
-    factory.load_state_dict(load_snapshot(path))
+    factory.load_state_dict(read_snapshot(path), path)
 
 Learning rate of the step after `it` finished iterations:
 learning_rate / decay_rate ** (it // stepsize), times (it + 1) / warmup_iter
@@ -41,7 +41,8 @@ from models.py_utils.kp import LOSS_TERMS, AELoss
 
 from . import distributed
 from .device import autocast, choose_precision, precision_for
-from .snapshot import SnapshotError, load_network_weights
+from .checkpoints import load_weights
+from .snapshot import load_network_weights
 
 # size and class are 0 for a network without those heads
 LOSS_NAMES = LOSS_TERMS
@@ -189,13 +190,9 @@ class NetworkFactory:
         }
 
     def load_state_dict(self, state: dict, source: str = "snapshot") -> None:
-        """Resume from a snapshot: weights, optimizer, scaler, iteration, RNGs."""
-        try:
-            self.network.load_state_dict(state["network"])
-        except RuntimeError as e:
-            raise SnapshotError(f"{source} does not fit the network of config {self.cfg.name} "
-                               f"(categories {self.cfg.db.categories}, network "
-                               f"{self.cfg.network_name}): {e}") from None
+        """Resume from a snapshot (nnet/checkpoints.py `read_snapshot`): weights,
+        optimizer, scaler, iteration, RNGs."""
+        load_weights(self.network, state, self.cfg, source)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler.is_enabled() and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

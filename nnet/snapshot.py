@@ -1,8 +1,12 @@
-"""Writing and reading snapshot files: the one place that does.
+"""Writing and reading snapshot files: the one place that touches their bytes.
 
     save_snapshot(path, state)           # atomic: a reader never sees half a file
     state = load_snapshot(path)          # torch.load(weights_only=True)
     skipped = load_network_weights(net, state_or_path, strict=False)
+
+A config's snapshots are found, checked and loaded into its network by
+nnet/checkpoints.py (`find_snapshot`, `read_snapshot`, `load_trained_network`),
+on top of these; every problem is a `SnapshotError` naming the file.
 
 A snapshot is written to a temporary file in the destination folder
 (`.<name>.<random>.tmp`), flushed and fsync'ed, then renamed onto its name with
@@ -112,7 +116,8 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def load_network_weights(net: torch.nn.Module, source, strict: bool = True) -> list[str]:
+def load_network_weights(net: torch.nn.Module, source, strict: bool = True,
+                         name: str | None = None, described: str = "the network") -> list[str]:
     """Load network weights from a state dict, a snapshot dict (its "network"
     entry) or a snapshot file.
 
@@ -125,10 +130,12 @@ def load_network_weights(net: torch.nn.Module, source, strict: bool = True) -> l
 
     Returns the skipped keys, sorted: keys of the network that were not
     loaded and keys of the source that fit nowhere (empty when strict).
+    A SnapshotError names the source (`name`, or its path) and the network
+    (`described`).
     """
-    where = "state dict"
+    where = name or "state dict"
     if isinstance(source, (str, os.PathLike)):
-        where = os.fspath(source)
+        where = name or os.fspath(source)
         source = load_snapshot(source, map_location="cpu")
     if isinstance(source, Mapping) and isinstance(source.get("network"), Mapping):
         source = source["network"]
@@ -145,7 +152,7 @@ def load_network_weights(net: torch.nn.Module, source, strict: bool = True) -> l
         try:
             net.load_state_dict(source, strict=True)
         except RuntimeError as e:
-            raise SnapshotError(f"{where} does not fit the network: {e}") from None
+            raise SnapshotError(f"{where} does not fit {described}: {e}") from None
         return []
 
     fitting = {k: v for k, v in source.items()

@@ -16,7 +16,8 @@ from nnet.device import PRECISION_SETTINGS
 
 
 def iteration_argument(value: str):
-    """--testiter: an iteration number, 'best' or 'latest' (nnet.checkpoints.find_snapshot)."""
+    """--testiter: an iteration number, 'best' or 'latest' (resolved by
+    nnet.checkpoints.find_snapshot)."""
     if value in ("best", "latest"):
         return value
     try:
@@ -77,18 +78,6 @@ def settings_suffix(assignments) -> str:
     if len(cleaned) > 80:
         cleaned = "set_" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
     return "-" + cleaned
-
-
-def resolve_iteration(cfg, iteration):
-    """'latest' -> the newest iteration with a snapshot (kept as is when there is none,
-    so that loading fails with find_snapshot's message)."""
-    from nnet.checkpoints import available_iterations
-
-    if iteration == "latest":
-        iterations = available_iterations(cfg)
-        if iterations:
-            return iterations[-1]
-    return iteration
 
 
 def show_warnings_briefly() -> None:

@@ -1,7 +1,8 @@
 """Snapshot files (nnet/snapshot.py): round trips, GPU snapshots on a CPU,
 atomic writes that survive a crash mid-save, refusal of pickles that are not
 plain data, and loading pretrained weights into a network of another
-category count."""
+category count; finding a config's snapshots and loading one into its
+network (nnet/checkpoints.py), every problem a SnapshotError."""
 
 import io
 import os
@@ -161,3 +162,61 @@ def test_strict_loading_names_the_mismatch():
     with pytest.raises(SnapshotError, match="ct_heats"):
         load_network_weights(target, tiny_network(80).state_dict(), strict=True)
     assert load_network_weights(target, tiny_network(6).state_dict(), strict=True) == []
+
+
+def tiny_config(tmp_path, categories=6):
+    overrides = {"system": {"cache_dir": str(tmp_path / "cache")},
+                 "db": {"categories": categories, "category_names": None}}
+    return load_config("CenterNet-tiny", overrides=overrides, check_data=False)
+
+
+def save_tiny_snapshot(cfg, iteration, network_cfg=None):
+    from nnet.checkpoints import snapshot_path
+
+    net = build_network(network_cfg or cfg)
+    save_snapshot(snapshot_path(cfg, iteration), {
+        "network": net.state_dict(), "iteration": iteration,
+        "config": (network_cfg or cfg).to_dict(), "metrics": {}})
+    return snapshot_path(cfg, iteration)
+
+
+def test_find_snapshot_resolves_latest_and_names_the_iterations_that_exist(tmp_path):
+    from nnet.checkpoints import SnapshotFile, find_snapshot
+
+    cfg = tiny_config(tmp_path)
+    with pytest.raises(SnapshotError, match="train first: python train.py CenterNet-tiny"):
+        find_snapshot(cfg, "latest")
+    for iteration in (2, 10, 4):
+        save_tiny_snapshot(cfg, iteration)
+    newest = os.path.join(cfg.snapshot_dir, "CenterNet-tiny_10.pkl")
+    assert find_snapshot(cfg, "latest") == SnapshotFile(newest, 10)
+    assert find_snapshot(cfg, "4").iteration == 4
+    with pytest.raises(SnapshotError, match="iterations with a snapshot: 2, 4, 10$"):
+        find_snapshot(cfg, 3)
+    with pytest.raises(SnapshotError, match="CenterNet-tiny_best.pkl"):
+        find_snapshot(cfg, "best")
+
+
+def test_every_unusable_snapshot_is_a_snapshot_error_naming_the_file(tmp_path):
+    from nnet.checkpoints import load_trained_network
+
+    cfg = tiny_config(tmp_path)
+    path = save_tiny_snapshot(cfg, 1, network_cfg=tiny_config(tmp_path, categories=80))
+    with pytest.raises(SnapshotError, match="trained with 80 categories") as caught:
+        load_trained_network(cfg, 1, "cpu")
+    assert path in str(caught.value) and "categories 6" in str(caught.value)
+
+    with open(path, "r+b") as f:  # truncated
+        f.truncate(300)
+    with pytest.raises(SnapshotError, match="truncated"):
+        load_trained_network(cfg, 1, "cpu")
+
+    torch.save({"weights": torch.zeros(2)}, path)  # a torch file, not a snapshot
+    with pytest.raises(SnapshotError, match="is not a snapshot"):
+        load_trained_network(cfg, "latest", "cpu")
+
+    good = save_tiny_snapshot(cfg, 2)
+    net = load_trained_network(cfg, "latest", "cpu")
+    assert not net.training
+    saved = load_snapshot(good)["network"]
+    assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items())
