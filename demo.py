@@ -72,7 +72,8 @@ def image_paths(source: str, recursive: bool = False) -> tuple[list[str], list[t
     if not os.path.isfile(source):
         raise ValueError(f"{source}: no such file or folder")
     if source.lower().endswith(".txt"):
-        return ks_image_paths(source), []
+        from db.ks import ks_image_paths
+        return ks_image_paths(source), []  # the image of each line; boxes ignored
     return [source], []
 
 
@@ -111,23 +112,6 @@ def _lines(entries: list[tuple[str, str]]) -> str:
     if len(entries) > SHOWN_ENTRIES:
         lines.append(f"  ... and {len(entries) - SHOWN_ENTRIES} more")
     return "\n".join(lines)
-
-
-def ks_image_paths(path: str) -> list[str]:
-    """The image path of each line of a ks txt file (ks-format.md), boxes ignored."""
-    folder = os.path.dirname(os.path.abspath(path))
-    paths = []
-    with open(path, encoding="utf-8-sig") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            image = line.split()[0]
-            paths.append(image if os.path.isabs(image) else os.path.join(folder, image))
-    if not paths:
-        raise ValueError(f"{path}: " + ("the file is empty" if os.path.getsize(path) == 0
-                                        else "no image lines"))
-    return paths
 
 
 def unique_stems(paths: list[str], root: str | None = None) -> list[str]:

@@ -48,7 +48,7 @@ from .coco import _is_finite, _is_int, _read_json, load_coco
 from .detection import DetectionDB
 from .errors import AnnotationError, ImageReadError, Problem, plural
 from .image_io import image_size
-from .ks import _format_number, format_ks_line, inspect_ks_file
+from .ks import format_ks_line, format_ks_number, inspect_ks_file
 from .records import ImageRecord
 
 FORMATS = ("ks", "labelme", "voc", "coco")
@@ -309,7 +309,7 @@ def _box_problem(box, width, height) -> str:
 
 
 def _show_box(box) -> str:
-    return ",".join(_format_number(v) for v in box)
+    return ",".join(format_ks_number(v) for v in box)
 
 
 READERS = {"ks": read_ks, "labelme": read_labelme, "voc": read_voc, "coco": read_coco}
@@ -373,7 +373,7 @@ def write_voc(records, out_dir, categories, source, image_root=None):
                 ET.SubElement(obj, tag).text = text
             bndbox = ET.SubElement(obj, "bndbox")
             for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
-                ET.SubElement(bndbox, tag).text = _format_number(value)
+                ET.SubElement(bndbox, tag).text = format_ks_number(value)
         ET.indent(root)
         path = os.path.abspath(os.path.join(out_dir, stem + ".xml"))
         files[path] = ET.tostring(root, encoding="unicode") + "\n"
@@ -400,7 +400,7 @@ def write_coco(records, out_path, categories, source, image_root=None):
 
 
 def _rounded(boxes):
-    return [[float(_format_number(v)) for v in box] for box in boxes.tolist()]
+    return [[float(format_ks_number(v)) for v in box] for box in boxes.tolist()]
 
 
 def _unique_stems(records) -> list[str]:

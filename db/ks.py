@@ -32,7 +32,10 @@ every image fully with OpenCV, which also catches truncated and corrupt files:
 It prints the number of images, the objects per category, the most objects
 on one image, and every problem; exit status 1 when there is any error, 2
 when the file cannot be checked (exit_codes.py).
-Loading and the check command share one parser (`inspect_ks_file`).
+Loading and the check command share one parser (`inspect_ks_file`), whose
+lines go through `parse_ks_line`, the one ks line parser (demo.py reads the
+image paths of a ks file with it, `ks_image_paths`); `format_ks_line` is the
+one writer (db.convert and the synthetic generator write with it).
 
 Unannotated splits: a file that contains no box at all (for example a user's
 ks_test.txt listing only images) is read as a split without annotations,
@@ -146,7 +149,7 @@ def parse_ks_text(source: str, data: bytes,
     the line "# annotated".
 
     `source` is the file's path: relative image paths resolve against its
-    folder, and problems name it.
+    folder, and problems name it. Each line goes through `parse_ks_line`.
     """
     folder = os.path.dirname(os.path.abspath(source))
     if data.startswith(_UTF8_BOM):
@@ -156,53 +159,91 @@ def parse_ks_text(source: str, data: bytes,
     first_seen: dict[str, int] = {}
     marked_annotated = False
 
-    def problem(number, message):
-        problems.append(Problem(source, number, message))
-
     for number, raw in enumerate(_LINE_BREAK.split(data), 1):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            problem(number, f"not UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} of "
-                            f"the line): save the file as UTF-8")
+            problems.append(Problem(source, number, f"not UTF-8 (byte 0x{raw[e.start]:02x} at "
+                                                    f"byte {e.start + 1} of the line): save the "
+                                                    f"file as UTF-8"))
             continue
-        # A byte-order mark can also sit mid-file where files were concatenated.
-        text = text.lstrip("\ufeff").strip(" \t")
-        if not text or text.startswith("#"):
-            marked_annotated = marked_annotated or bool(_ANNOTATED_MARK.match(text))
-            continue
-        fields = [f for f in text.replace("\t", " ").split(" ") if f]
-        written_path = fields[0]
-        if "," in written_path and _parse_box(written_path, categories)[1] is None:
-            problem(number, f'the line starts with a box ("{written_path}"), not an image path')
-            continue
-        path = os.path.normpath(os.path.join(folder, written_path))
-        key = os.path.normcase(path)
-        entry = KSLine(number, written_path, path, repeat_of=first_seen.get(key))
-        if entry.repeat_of is not None:
-            problem(number, f"image {_show(written_path)} is listed again (first on line "
-                            f"{entry.repeat_of}): put all its boxes on one line")
-        good = _parse_good_line(fields[1:], categories)
-        if good is not None:
-            entry.boxes = good[:, :4].tolist()
-            entry.classes = good[:, 4].astype(np.int64).tolist()
-            entry.box_texts = list(enumerate(fields[1:], 1))
+        entry, line_problems = parse_ks_line(text, categories, number, folder)
+        if entry is None:
+            marked_annotated = marked_annotated or is_annotated_mark(text)
         else:
-            _parse_boxes_one_by_one(entry, fields[1:], categories, problem)
-        first_seen.setdefault(key, number)
-        lines.append(entry)  # repeats too: their boxes are checked against the image
+            key = os.path.normcase(entry.path)
+            entry.repeat_of = first_seen.get(key)
+            if entry.repeat_of is not None:
+                line_problems.insert(0, f"image {_show(entry.written_path)} is listed again "
+                                        f"(first on line {entry.repeat_of}): put all its boxes "
+                                        f"on one line")
+            first_seen.setdefault(key, number)
+            lines.append(entry)  # repeats too: their boxes are checked against the image
+        problems += [Problem(source, number, message) for message in line_problems]
     return lines, problems, marked_annotated
+
+
+def parse_ks_line(text: str, categories: int | None, number: int = 0,
+                  folder: str = "") -> tuple[KSLine | None, list[str]]:
+    """One line of a ks file (decoded, without its line end): the image line
+    it holds (its path resolved against `folder`), or None for a blank line,
+    a comment, or a line that starts with a box; and the line's problems,
+    worded to follow `file:line: `.
+
+    `categories`: db.categories; None takes any whole number >= 0 as a
+    category (a caller that reads only the image paths)."""
+    # A byte-order mark can also sit mid-file where files were concatenated.
+    text = text.lstrip("\ufeff").strip(" \t")
+    if not text or text.startswith("#"):
+        return None, []
+    categories = sys.maxsize if categories is None else categories
+    fields = [f for f in text.replace("\t", " ").split(" ") if f]
+    written_path = fields[0]
+    if "," in written_path and _parse_box(written_path, categories)[1] is None:
+        return None, [f'the line starts with a box ("{written_path}"), not an image path']
+    entry = KSLine(number, written_path, os.path.normpath(os.path.join(folder, written_path)))
+    problems: list[str] = []
+    good = _parse_good_line(fields[1:], categories)
+    if good is not None:
+        entry.boxes = good[:, :4].tolist()
+        entry.classes = good[:, 4].astype(np.int64).tolist()
+        entry.box_texts = list(enumerate(fields[1:], 1))
+    else:
+        _parse_boxes_one_by_one(entry, fields[1:], categories, problems.append)
+    return entry, problems
+
+
+def is_annotated_mark(text: str) -> bool:
+    """Whether a line is the comment "# annotated" (see the module docstring)."""
+    return bool(_ANNOTATED_MARK.match(text.lstrip("\ufeff").strip(" \t")))
+
+
+def ks_image_paths(path: str, categories: int | None = None) -> list[str]:
+    """The image of each line of a ks file, absolute, in file order (a
+    repeated image as often as it is listed); the boxes are parsed but their
+    problems ignored (demo.py --images). ValueError when a line holds no
+    image path (not UTF-8, or starting with a box), or the file no image."""
+    with open(path, "rb") as f:
+        data = f.read()
+    lines, problems, _ = parse_ks_text(path, data, categories)
+    with_image = {line.line for line in lines}
+    unreadable = [str(p) for p in problems if p.line not in with_image]
+    if unreadable:
+        raise ValueError("; ".join(unreadable))
+    if not lines:
+        raise ValueError(f"{path}: " + ("the file is empty" if not data else "no image lines"))
+    return [line.path for line in lines]
 
 
 def _parse_boxes_one_by_one(entry: KSLine, tokens: list[str], categories: int, problem):
     for position, token in enumerate(tokens, 1):
         if token.startswith("#"):
-            problem(entry.line, "'#' starts a comment only at the beginning of a line; "
-                                "move the comment to a line of its own")
+            problem("'#' starts a comment only at the beginning of a line; "
+                    "move the comment to a line of its own")
             return
         box, error = _parse_box(token, categories)
         if error is not None:
-            problem(entry.line, f'box {position} "{token}": {error}')
+            problem(f'box {position} "{token}": {error}')
             continue
         entry.boxes.append(box[:4])
         entry.classes.append(int(box[4]))
@@ -371,7 +412,7 @@ def _fit_boxes(source, line, errors, warnings):
             box = [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))]
             warnings.append(Problem(source, line.line, f'box {position} "{text}" extends past '
                                                        f"its image ({width}x{height}): clipped to "
-                                                       f"{','.join(_format_number(v) for v in box)}"))
+                                                       f"{','.join(format_ks_number(v) for v in box)}"))
         kept_boxes.append(box)
         kept_classes.append(cls)
         kept_texts.append((position, text))
@@ -460,11 +501,12 @@ def format_ks_line(image_path: str, boxes, classes) -> str:
     fields = [image_path]
     for box, cls in zip(np.asarray(boxes, np.float64).reshape(-1, 4).tolist(),
                         np.asarray(classes).reshape(-1).tolist()):
-        fields.append(",".join([_format_number(v) for v in box] + [str(int(cls))]))
+        fields.append(",".join([format_ks_number(v) for v in box] + [str(int(cls))]))
     return " ".join(fields)
 
 
-def _format_number(value: float) -> str:
+def format_ks_number(value: float) -> str:
+    """A coordinate as a ks file writes it: to 0.01 px, without trailing zeros."""
     text = f"{value:.2f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 

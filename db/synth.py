@@ -74,6 +74,7 @@ import time
 import cv2
 
 from db import synth_fonts
+from db.ks import format_ks_line
 from db.synth_page import SynthPage, render_page
 from db.synth_style import STYLES, page_style
 
@@ -97,10 +98,8 @@ def image_relpath(split: str, index: int) -> str:
 
 
 def format_line(relpath: str, page: SynthPage) -> str:
-    """One ks line: the picture's path, then x1,y1,x2,y2,c per problem."""
-    boxes = " ".join(f"{x1},{y1},{x2},{y2},{c}"
-                     for (x1, y1, x2, y2), c in zip(page.boxes.tolist(), page.classes.tolist()))
-    return f"{relpath} {boxes}".rstrip()
+    """One ks line: the picture's path, then x1,y1,x2,y2,c per problem (db/ks.py's writer)."""
+    return format_ks_line(relpath, page.boxes, page.classes)
 
 
 def text_path(out_dir: str, split: str) -> str:

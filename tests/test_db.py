@@ -23,7 +23,7 @@ from PIL import Image
 
 from config import load_config
 from db import AnnotationError, ImageReadError, ImageRecord, image_size, load_db, read_image
-from db.ks import format_ks_line, inspect_ks_file, load_ks
+from db.ks import format_ks_line, inspect_ks_file, ks_image_paths, load_ks, parse_ks_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATEGORIES = 6
@@ -109,6 +109,33 @@ def test_ks_line_writer_round_trips(tmp_path):
     assert db.records[1].num_objects == 0
     with pytest.raises(ValueError, match="spaces"):
         format_ks_line("a b.png", boxes, [0, 0])
+
+
+def test_one_line_parser_reads_a_line_as_the_file_reader_does(tmp_path):
+    entry, problems = parse_ks_line("\ufeff 图/一.png\t1,2,30,40,4  5,6,7.5,8,0 ", CATEGORIES,
+                                    number=3, folder=str(tmp_path))
+    assert problems == [] and entry.line == 3 and entry.written_path == "图/一.png"
+    assert entry.path == os.path.join(str(tmp_path), "图", "一.png")
+    assert entry.boxes == [[1, 2, 30, 40], [5, 6, 7.5, 8]] and entry.classes == [4, 0]
+    written = format_ks_line(entry.written_path, entry.boxes, entry.classes)
+    assert parse_ks_line(written, CATEGORIES)[0].boxes == entry.boxes
+    assert parse_ks_line("  # annotated", CATEGORIES) == (None, [])
+    entry, problems = parse_ks_line("a.png 1,2,3,4,9 1,2,3,4,1", CATEGORIES)
+    assert entry.classes == [1] and problems == [
+        'box 1 "1,2,3,4,9": category 9 is out of range: db.categories is 6, so 0..5']
+    assert parse_ks_line("a.png 1,2,3,4,9", None)[1] == []  # any category: paths only
+    entry, problems = parse_ks_line("1,2,3,4,0 a.png", CATEGORIES)
+    assert entry is None and "starts with a box" in problems[0]
+
+
+def test_image_paths_of_a_ks_file_refuse_lines_without_an_image(tmp_path):
+    path = tmp_path / "ks_list.txt"
+    path.write_bytes("a.png 1,2,3,4,99\n# note\nsub/b.png\na.png\n".encode("utf-8"))
+    assert ks_image_paths(str(path)) == [str(tmp_path / "a.png"), str(tmp_path / "sub" / "b.png"),
+                                         str(tmp_path / "a.png")]
+    path.write_bytes(b"a.png\n\xff\xfe.png\n")
+    with pytest.raises(ValueError, match=r"ks_list.txt:2: not UTF-8"):
+        ks_image_paths(str(path))
 
 
 def test_records_are_read_only(tmp_path):

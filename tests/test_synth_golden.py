@@ -1,0 +1,102 @@
+"""The synthetic generator draws the same pages for a seed (db/synth.py,
+"Reproducible"): the pixels, boxes, categories, texts and ks line of a few
+pages are compared with digests recorded from the generator, so a
+refactoring of db/synth_page.py that changes the order of its random draws
+is caught.
+
+The pixels depend on the installed fonts and on the OpenCV, Pillow and
+numpy builds; a digest recorded elsewhere is skipped with the difference
+named (the page drawn with OpenCV's stroke fonts only depends on no font).
+After a deliberate change to the pages, print the new table with
+`python -m tests.test_synth_golden` and paste it below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import cv2
+import numpy as np
+import PIL
+import pytest
+
+from db import synth, synth_fonts
+from db.synth_page import HOLDOUT_SIZE, render_page
+from db.synth_style import page_style
+
+# case -> render_page arguments; "fonts": "installed", "holdout" or "none"
+CASES = {
+    "small": dict(seed=0, split="train", index=0, small=True),
+    "small-val": dict(seed=0, split="val", index=1, small=True),
+    "full": dict(seed=0, split="train", index=0),
+    "crowded": dict(seed=3, split="test", index=5, num_problems=140),
+    "holdout": dict(seed=0, split="holdout", index=0, fonts="holdout"),
+    "debug": dict(seed=1, split="train", index=2, small=True, keep_debug=True),
+    "plain": dict(seed=2, split="train", index=1, clutter=False, degrade=False),
+    "stroke-fonts": dict(seed=0, split="train", index=3, small=True, fonts="none"),
+}
+
+# recorded at 556c1cc (see the module docstring); environment: FINGERPRINT
+FINGERPRINT = 'opencv 4.14.0, Pillow 13.0.0, numpy 2.4.6, fonts a0169099b23c'
+DIGESTS = {
+    'small': '6f3a7e26021091b040a174786002252290d7a44218b2fde32063727fb6e971e7',
+    'small-val': 'ad1b71f8c44bc382d24a9cce65e232a7be4d3271222d5011f0cdc16258d748cb',
+    'full': 'd5de969c20c2c6fd777ee9fad98c9d50189243a4fc040aa7c820a3ac4fd5fb50',
+    'crowded': '5d0eeb3ded2121d9d22fca99d4f848283e825479c5328988adf6e4d66dbfd93c',
+    'holdout': '24189fe4695fda9dadc18de658e0ac41be0f72e2cbdb967fd25eccfa6ad191b8',
+    'debug': 'abe65921d5cb883a4a48e133ef17f303e4a08d42546b0602e2f904b0b4e880bb',
+    'plain': 'd4605f8490497fd793c3d741d616b3f597e005192f0a2b3c80cb1652e8fbbcb6',
+    'stroke-fonts': 'd867db5461398d06b790b10c9238b9bbd0d2eab5c5e0d6e4dce0af8978e73807',
+}
+
+
+def fingerprint() -> str:
+    fonts = synth_fonts.discover_fonts()
+    names = [os.path.basename(p) for p in fonts.printed + fonts.handwriting + fonts.cjk]
+    return (f"opencv {cv2.__version__}, Pillow {PIL.__version__}, numpy {np.__version__}, "
+            f"fonts {hashlib.sha256(' '.join(names).encode()).hexdigest()[:12]}")
+
+
+def page_digest(case: str) -> str:
+    arguments = dict(CASES[case])
+    which = arguments.pop("fonts", "installed")
+    installed = synth_fonts.discover_fonts()
+    if which == "holdout":
+        style = page_style("holdout", installed)
+        arguments.update(fonts=style.fonts, size=style.size)
+        assert style.size is HOLDOUT_SIZE
+    else:
+        arguments["fonts"] = installed if which == "installed" else synth_fonts.FontCatalog()
+    page = render_page(**arguments)
+    digest = hashlib.sha256()
+    arrays = [page.image, page.boxes, page.classes]
+    if page.labels is not None:
+        arrays += [page.labels, page.paper, page.clean]
+    for array in arrays:
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    line = synth.format_line(synth.image_relpath(arguments["split"], arguments["index"]), page)
+    for text in (line, str(page.jpeg_quality), *page.texts, *page.printed, *page.answers,
+                 *page.solutions):
+        digest.update(text.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_pages_are_the_recorded_ones(case):
+    if case not in DIGESTS:
+        pytest.skip(f"no digest recorded for {case!r}")
+    if case != "stroke-fonts" and fingerprint() != FINGERPRINT:
+        pytest.skip(f"digests recorded with {FINGERPRINT}; this machine has {fingerprint()}")
+    assert page_digest(case) == DIGESTS[case], (
+        f"page {case!r} ({CASES[case]}) differs from the recorded one: a change of the "
+        f"generator's random draws or drawing; if deliberate, record again (module docstring)")
+
+
+if __name__ == "__main__":
+    print(f"FINGERPRINT = {fingerprint()!r}")
+    print("DIGESTS = {")
+    for name in CASES:
+        print(f"    {name!r}: {page_digest(name)!r},")
+    print("}")
