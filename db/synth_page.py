@@ -516,6 +516,10 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     num_problems: force the problem count (tests: e.g. a page above 128 problems).
     clutter=False leaves out everything that is not a problem (title, lines, marks,
     stains); degrade=False skips lighting, blur and noise (the camera warp stays).
+
+    Each step draws from the page's one generator, in this order: changing
+    the order, or what a step draws, changes every page of a seed
+    (tests/test_synth_golden.py).
     """
     if fonts is None:
         fonts = synth_fonts.discover_fonts()
@@ -523,7 +527,85 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     if size is None:
         size = SMALL_SIZE if small else FULL_SIZE
 
-    # Problem count and page size.
+    sheet = _draw_sheet(rng, size, small, num_problems)
+    style = _draw_print_style(rng, fonts, sheet.scan)
+    problems = _draw_problems(rng, sheet.problems, style)
+    layout = _draw_layout(rng, sheet, size, clutter)
+    grid = _draw_grid(rng, problems, style, layout, size, f"page {split} {index}")
+    canvas = _Canvas(sheet.width, sheet.height, style.paper, keep_masks=keep_debug)
+    pupil = _sample_pupil(rng, fonts, grid.digit)
+    graded, red = _print_problems(canvas, rng, problems, style, grid, pupil, clutter)
+    if clutter:
+        _draw_clutter(canvas, rng, fonts, style, pupil, red, layout, grid, graded, index)
+    return _photograph(canvas, rng, problems, layout, sheet.scan, degrade, keep_debug)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sheet:
+    problems: int       # how many problems to draw (fewer are printed when they do not fit)
+    width: int
+    height: int
+    scan: bool          # a flat-bed scan rather than a photo
+
+
+@dataclasses.dataclass(frozen=True)
+class _PrintStyle:
+    spec: tuple         # the printed font, for synth_fonts.face_for
+    colour: tuple       # BGR ink
+    opacity: float
+    paper: tuple        # BGR paper, tinted by the camera's colour cast
+    space_em: float     # room between tokens, in digit heights
+    answer_style: str   # "free", "underline" or "paren"
+    level: int          # numbers within 20, 100 or 1000
+    unanswered_rate: float
+    wrong_rate: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """Margins, header and footer; the grid gets the room between them."""
+    width: int
+    height: int
+    margin_x: float
+    margin_top: float
+    margin_bottom: float
+    max_digit: float    # largest printed digit height
+    has_title: bool
+    title_digit: float
+    title_baseline: float
+    has_fields: bool
+    fields_digit: float
+    fields_baseline: float
+    has_footer: bool
+    footer_digit: float
+    grid_x0: float
+    grid_y0: float
+    grid_x1: float
+    grid_y1: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Grid:
+    """Where the problems go: `columns` x `rows` cells from (x0, y0), and their print."""
+    x0: float
+    y0: float
+    x1: float
+    columns: int
+    rows: int
+    cell_w: float
+    row_h: float
+    column_major: bool
+    digit: float        # the digit height chosen for the cells
+    face: object        # the printed face, fitted so that every problem fits its cell
+    layouts: list       # each problem's _problem_layout in that face
+
+    @property
+    def y1(self) -> float:
+        return self.y0 + self.rows * self.row_h
+
+
+def _draw_sheet(rng, size: PageSize, small: bool, num_problems: int | None) -> _Sheet:
+    """Problem count and page size."""
     if num_problems is not None:
         n = int(num_problems)
         if n < 1:
@@ -537,16 +619,19 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     width = int(round(math.exp(rng.uniform(math.log(low), math.log(size.width[1])))))
     scan = rng.random() < 0.2
     height = int(round(width * (1.414 if scan else rng.uniform(1.3, 1.45))))
+    return _Sheet(n, width, height, scan)
 
-    # Print style.
+
+def _draw_print_style(rng, fonts, scan: bool) -> _PrintStyle:
+    """The printed font and ink, the paper, and how the problems are set."""
     if fonts.printed:
-        print_spec = ("ttf", fonts.printed[int(rng.integers(len(fonts.printed)))])
+        spec = ("ttf", fonts.printed[int(rng.integers(len(fonts.printed)))])
     else:
-        print_spec = ("hershey", synth_fonts.HERSHEY_PRINTED[int(rng.integers(4))],
-                      float(rng.uniform(0.06, 0.12)))
+        spec = ("hershey", synth_fonts.HERSHEY_PRINTED[int(rng.integers(4))],
+                float(rng.uniform(0.06, 0.12)))
     ink_grey = int(rng.integers(10, 60))
-    print_colour = (ink_grey, ink_grey, ink_grey + int(rng.integers(0, 15)))
-    print_opacity = float(rng.uniform(0.85, 1.0))
+    colour = (ink_grey, ink_grey, ink_grey + int(rng.integers(0, 15)))
+    opacity = float(rng.uniform(0.85, 1.0))
     # The camera's white balance (a colour cast) tints the paper, and through it every ink.
     cast = rng.uniform(0.97, 1.0, 3) if scan else rng.uniform(0.85, 1.0, 3)
     paper = tuple(int(v) for v in rng.integers(232, 256, 3) * (cast / cast.max()))
@@ -555,14 +640,22 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     level = int(rng.choice(3, p=[0.35, 0.45, 0.2]))
     unanswered_rate = float(rng.beta(1.0, 9.0))
     wrong_rate = float(rng.uniform(0.0, 0.08))
+    return _PrintStyle(spec, colour, opacity, paper, space_em, answer_style, level,
+                       unanswered_rate, wrong_rate)
 
-    # Problems; category weights vary per page (themed sheets) but are balanced on average.
+
+def _draw_problems(rng, count: int, style: _PrintStyle) -> list[Problem]:
+    """The problems; category weights vary per page (themed sheets) but are balanced on average."""
     weights = rng.dirichlet(np.full(len(Kind), 1.5))
-    kinds = rng.choice(len(Kind), size=n, p=weights)
-    problems = [_make_problem(Kind(int(k)), level, answer_style, rng.random() >= unanswered_rate,
-                              wrong_rate, rng) for k in kinds]
+    kinds = rng.choice(len(Kind), size=count, p=weights)
+    return [_make_problem(Kind(int(k)), style.level, style.answer_style,
+                          rng.random() >= style.unanswered_rate, style.wrong_rate, rng)
+            for k in kinds]
 
-    # Header and footer take their room first; the grid gets the rest.
+
+def _draw_layout(rng, sheet: _Sheet, size: PageSize, clutter: bool) -> _Layout:
+    """Header and footer take their room first; the grid gets the rest."""
+    width, height = sheet.width, sheet.height
     margin_x = width * rng.uniform(0.05, 0.09)
     margin_top = width * rng.uniform(0.04, 0.08)
     margin_bottom = width * rng.uniform(0.04, 0.08)
@@ -581,56 +674,78 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     if has_fields:
         y += fields_digit * 2.4
     y += (title_digit * rng.uniform(0.3, 1.0)) if (has_title or has_fields) else 0.0
-    grid_x0, grid_x1 = margin_x, width - margin_x
-    grid_y0 = y
     grid_y1 = height - margin_bottom - (footer_digit * 2.5 if has_footer else 0.0)
+    return _Layout(width, height, margin_x, margin_top, margin_bottom, max_digit,
+                   has_title, title_digit, title_baseline, has_fields, fields_digit,
+                   fields_baseline, has_footer, footer_digit,
+                   grid_x0=margin_x, grid_y0=y, grid_x1=width - margin_x, grid_y1=grid_y1)
 
-    reference_face = face_for(print_spec, 40)
+
+def _draw_grid(rng, problems: list[Problem], style: _PrintStyle, layout: _Layout,
+               size: PageSize, page: str) -> _Grid:
+    """Columns and print size that fit the widest problem; drops problems from
+    the end of `problems` (in place) while none fits."""
+    grid_w, grid_h = layout.grid_x1 - layout.grid_x0, layout.grid_y1 - layout.grid_y0
+    reference_face = face_for(style.spec, 40)
     slot_em = float(rng.uniform(0.75, 1.0))
-    em_width = max(_problem_em_width(p, reference_face, space_em, slot_em) for p in problems)
-    choice = _choose_grid(len(problems), em_width, grid_x1 - grid_x0, grid_y1 - grid_y0, size,
-                          max_digit, rng)
+    em_width = max(_problem_em_width(p, reference_face, style.space_em, slot_em)
+                   for p in problems)
+    choice = _choose_grid(len(problems), em_width, grid_w, grid_h, size, layout.max_digit, rng)
     while choice is None:  # too many problems for this page: drop from the end
         if len(problems) == 1:
-            raise ValueError(f"page {split} {index}: {width} px is too narrow for even one problem")
+            raise ValueError(f"{page}: {layout.width} px is too narrow for even one problem")
         problems.pop()
-        choice = _choose_grid(len(problems), em_width, grid_x1 - grid_x0, grid_y1 - grid_y0, size,
-                              max_digit, rng)
+        choice = _choose_grid(len(problems), em_width, grid_w, grid_h, size, layout.max_digit,
+                              rng)
     columns, digit = choice
     rows = math.ceil(len(problems) / columns)
-    cell_w = (grid_x1 - grid_x0) / columns
-    row_h = min((grid_y1 - grid_y0) / rows, digit * rng.uniform(2.3, 4.0))
+    cell_w = grid_w / columns
+    row_h = min(grid_h / rows, digit * rng.uniform(2.3, 4.0))
     column_major = rng.random() < 0.3
+    face, layouts = _fit_face(problems, style, slot_em, digit, cell_w)
+    return _Grid(layout.grid_x0, layout.grid_y0, layout.grid_x1, columns, rows, cell_w, row_h,
+                 column_major, digit, face, layouts)
 
-    canvas = _Canvas(width, height, paper, keep_masks=keep_debug)
-    pupil = _sample_pupil(rng, fonts, digit)
 
-    # Problems.
-    face = face_for(print_spec, digit)
+def _fit_face(problems: list[Problem], style: _PrintStyle, slot_em: float, digit: float,
+              cell_w: float):
+    """The printed face at `digit`, made smaller until every problem fits its
+    cell; with each problem's layout in it."""
+    face = face_for(style.spec, digit)
     requested = digit
     for _ in range(64):  # rounding of the font size may widen a problem by a pixel or two
-        layouts = [_problem_layout(p, face, space_em * face.digit_height,
+        layouts = [_problem_layout(p, face, style.space_em * face.digit_height,
                                    slot_em * face.digit_height * max(len(p.right_answer), 1))
                    for p in problems]
         if max(layout[2] for layout in layouts) <= cell_w - 4 or requested <= 4:
             break
         # ask for less than what we got: a point size may round back to the same digits
         requested = min(requested, face.digit_height) - 1
-        face = face_for(print_spec, requested)
-    d = face.digit_height
+        face = face_for(style.spec, requested)
+    return face, layouts
+
+
+def _print_problems(canvas: _Canvas, rng, problems: list[Problem], style: _PrintStyle,
+                    grid: _Grid, pupil: Pupil, clutter: bool):
+    """Print each problem in its cell, the pupil's answer and the teacher's
+    marks; returns (graded, the teacher's red)."""
+    d = grid.face.digit_height
     graded = clutter and rng.random() < 0.4
     red = (int(rng.integers(20, 60)), int(rng.integers(20, 60)), int(rng.integers(180, 230)))
     for i, problem in enumerate(problems):
-        row, col = (i % rows, i // rows) if column_major else (i // columns, i % columns)
-        cx0, cy0 = grid_x0 + col * cell_w, grid_y0 + row * row_h
+        if grid.column_major:
+            row, col = i % grid.rows, i // grid.rows
+        else:
+            row, col = i // grid.columns, i % grid.columns
+        cx0, cy0 = grid.x0 + col * grid.cell_w, grid.y0 + row * grid.row_h
         clip = (int(math.ceil(cx0)) + 1, int(math.ceil(cy0)) + 1,
-                int(math.floor(cx0 + cell_w)) - 1, int(math.floor(cy0 + row_h)) - 1)
-        placed, anchor, end_x = layouts[i]
+                int(math.floor(cx0 + grid.cell_w)) - 1, int(math.floor(cy0 + grid.row_h)) - 1)
+        placed, anchor, end_x = grid.layouts[i]
         slack = max(0.0, clip[2] - clip[0] - end_x - 2)
-        origin_x = clip[0] + 1 + rng.uniform(0.0, min(slack, 0.15 * cell_w))
-        baseline = (cy0 + row_h / 2.0 + d / 2.0) + rng.normal(0.0, 0.06) * d
+        origin_x = clip[0] + 1 + rng.uniform(0.0, min(slack, 0.15 * grid.cell_w))
+        baseline = (cy0 + grid.row_h / 2.0 + d / 2.0) + rng.normal(0.0, 0.06) * d
         label = i + 1
-        canvas.paint(compose(placed), origin_x, baseline, print_colour, print_opacity, label, clip)
+        canvas.paint(compose(placed), origin_x, baseline, style.colour, style.opacity, label, clip)
         answer_right = origin_x + end_x
         if problem.answered:
             written_right = _write_answer(canvas, problem, anchor, pupil, d, origin_x, baseline,
@@ -642,19 +757,16 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
                              max(1, int(round(d * rng.uniform(0.08, 0.15)))), rng)
             canvas.paint(mark, answer_right + rng.uniform(-0.6, 0.4) * d,
                          baseline + rng.uniform(-0.1, 0.3) * d, red, rng.uniform(0.75, 0.95))
+    return graded, red
 
-    if clutter:
-        _draw_clutter(canvas, rng, fonts, print_spec, print_colour, print_opacity, pupil, red,
-                      dict(has_title=has_title, title_digit=title_digit, title_baseline=title_baseline,
-                           has_fields=has_fields, fields_digit=fields_digit,
-                           fields_baseline=fields_baseline, has_footer=has_footer,
-                           footer_digit=footer_digit, margin_x=margin_x, margin_bottom=margin_bottom,
-                           graded=graded, grid=(grid_x0, grid_y0, grid_x1, grid_y0 + rows * row_h),
-                           columns=columns, rows=rows, cell_w=cell_w, row_h=row_h,
-                           index=index))
 
-    # The camera: a slight rotation and perspective, then light, blur and noise.
-    content = (margin_x * 0.5, margin_top * 0.5, width - margin_x * 0.5, height - margin_bottom * 0.5)
+def _photograph(canvas: _Canvas, rng, problems: list[Problem], layout: _Layout, scan: bool,
+                degrade: bool, keep_debug: bool) -> SynthPage:
+    """The camera: a slight rotation and perspective, then light, blur and
+    noise; each problem's box from its ink after the warp."""
+    width, height = layout.width, layout.height
+    content = (layout.margin_x * 0.5, layout.margin_top * 0.5, width - layout.margin_x * 0.5,
+               height - layout.margin_bottom * 0.5)
     homography = _camera(rng, width, height, content, scan)
     background = (tuple(int(v) for v in rng.integers(225, 250, 3)) if scan
                   else tuple(int(v) for v in rng.integers(30, 170, 3)))
@@ -730,88 +842,107 @@ def _write_answer(canvas: _Canvas, problem: Problem, anchor, pupil: Pupil, d: in
     return min(left + w, clip[2])
 
 
-def _draw_clutter(canvas: _Canvas, rng, fonts, print_spec, print_colour, print_opacity,
-                  pupil: Pupil, red, layout: dict):
+def _draw_clutter(canvas: _Canvas, rng, fonts, style: _PrintStyle, pupil: Pupil, red,
+                  layout: _Layout, grid: _Grid, graded: bool, index: int):
     """Everything on the sheet that is not a problem: none of it enters the label map."""
-    width, height = canvas.width, canvas.height
-    margin_x = layout["margin_x"]
     cjk_spec = ("ttf", fonts.cjk[int(rng.integers(len(fonts.cjk)))]) if fonts.cjk else None
 
     def text_face(digit):
+        """The face for header text, and whether it is Chinese."""
         if cjk_spec is not None:
             return face_for(cjk_spec, digit), True
-        return face_for(print_spec, digit), False
+        return face_for(style.spec, digit), False
 
-    if layout["has_title"]:
-        face, chinese = text_face(layout["title_digit"])
-        titles = _TITLES_CJK if chinese else _TITLES_LATIN
-        title = titles[int(rng.integers(len(titles)))]
-        if not _printable(face, title):
-            face, title = face_for(print_spec, layout["title_digit"]), _TITLES_LATIN[0]
-        ink = _text_glyph(face, title)
-        if ink.advance > width - 2 * margin_x:
-            ink = _fit(ink, (width - 2 * margin_x) / ink.advance)
-        x = (width - ink.advance) / 2.0 if rng.random() < 0.7 else margin_x
-        canvas.paint(ink, x, layout["title_baseline"], print_colour, print_opacity)
+    if layout.has_title:
+        _draw_title(canvas, rng, style, layout, text_face)
+    if layout.has_fields:
+        _draw_fields(canvas, rng, style, layout, text_face, pupil, red)
+    if layout.has_footer:
+        _draw_page_number(canvas, rng, style, layout, index)
+    _draw_form_lines(canvas, rng, grid)
+    if graded and rng.random() < 0.6:
+        _draw_score(canvas, rng, fonts, layout, grid, pupil, red)
+    _draw_stains(canvas, rng)
 
-    if layout["has_fields"]:
-        face, chinese = text_face(layout["fields_digit"])
-        names = _FIELDS_CJK if chinese else _FIELDS_LATIN
-        count = int(rng.integers(2, len(names) + 1))
-        chosen = sorted(rng.choice(len(names), size=count, replace=False))
-        available = width - 2 * margin_x
-        slot = available / count
-        baseline = layout["fields_baseline"]
-        d = face.digit_height
-        for k, which in enumerate(chosen):
-            x = margin_x + k * slot
-            label_ink = _text_glyph(face, names[which])
-            if label_ink.advance > slot * 0.5:
-                label_ink = _fit(label_ink, slot * 0.5 / label_ink.advance)
-            canvas.paint(label_ink, x, baseline, print_colour, print_opacity)
-            line_x = x + label_ink.advance + 0.2 * d
-            line_len = slot - label_ink.advance - 0.8 * d
-            if line_len > d:
-                canvas.paint(_bar(line_len, max(1.0, 0.08 * d), 0.25 * d), line_x, baseline,
-                             print_colour, print_opacity)
-                # The pupil fills some fields in: handwriting that is not a problem.
-                if rng.random() < 0.6:
-                    content = {0: _PUPIL_NAMES[int(rng.integers(len(_PUPIL_NAMES)))],
-                               1: f"{int(rng.integers(1, 7))}.{int(rng.integers(1, 10))}",
-                               2: f"{int(rng.integers(1, 13))}.{int(rng.integers(1, 29))}",
-                               3: f"{int(rng.integers(2, 15))}:{int(rng.integers(10, 60))}",
-                               4: str(int(rng.integers(60, 101)))}[int(which)]
-                    writer = pupil
-                    colour, opacity = pupil.colour, pupil.opacity
-                    if which == 4:
-                        colour, opacity = red, 0.9
-                    if _printable(face_for(writer.spec, d), content):
-                        ink = _handwrite(content, writer, d * writer.size_ratio, rng)
-                        if ink.mask.shape[1] > line_len:
-                            ink = _fit(ink, line_len / ink.mask.shape[1])
-                        canvas.paint(ink, line_x + 0.2 * d - ink.left, baseline, colour, opacity)
 
-    if layout["has_footer"]:
-        face = face_for(print_spec, layout["footer_digit"])
-        number = int(layout["index"]) % 20 + 1
-        style = int(rng.integers(3))
-        text = [f"— {number} —", f"{number}", f"- {number} -"][style]
-        if not _printable(face, text):
-            text = str(number)
-        ink = _text_glyph(face, text)
-        canvas.paint(ink, (width - ink.advance) / 2.0, height - layout["margin_bottom"],
-                     print_colour, print_opacity)
+def _draw_title(canvas: _Canvas, rng, style: _PrintStyle, layout: _Layout, text_face):
+    width, margin_x = canvas.width, layout.margin_x
+    face, chinese = text_face(layout.title_digit)
+    titles = _TITLES_CJK if chinese else _TITLES_LATIN
+    title = titles[int(rng.integers(len(titles)))]
+    if not _printable(face, title):
+        face, title = face_for(style.spec, layout.title_digit), _TITLES_LATIN[0]
+    ink = _text_glyph(face, title)
+    if ink.advance > width - 2 * margin_x:
+        ink = _fit(ink, (width - 2 * margin_x) / ink.advance)
+    x = (width - ink.advance) / 2.0 if rng.random() < 0.7 else margin_x
+    canvas.paint(ink, x, layout.title_baseline, style.colour, style.opacity)
 
-    # Lines of the form: a frame around the grid or the cells' own table lines.
-    gx0, gy0, gx1, gy1 = layout["grid"]
+
+def _draw_fields(canvas: _Canvas, rng, style: _PrintStyle, layout: _Layout, text_face,
+                 pupil: Pupil, red):
+    """Name, class, date, time and score fields, some filled in by the pupil."""
+    margin_x = layout.margin_x
+    face, chinese = text_face(layout.fields_digit)
+    names = _FIELDS_CJK if chinese else _FIELDS_LATIN
+    count = int(rng.integers(2, len(names) + 1))
+    chosen = sorted(rng.choice(len(names), size=count, replace=False))
+    available = canvas.width - 2 * margin_x
+    slot = available / count
+    baseline = layout.fields_baseline
+    d = face.digit_height
+    for k, which in enumerate(chosen):
+        x = margin_x + k * slot
+        label_ink = _text_glyph(face, names[which])
+        if label_ink.advance > slot * 0.5:
+            label_ink = _fit(label_ink, slot * 0.5 / label_ink.advance)
+        canvas.paint(label_ink, x, baseline, style.colour, style.opacity)
+        line_x = x + label_ink.advance + 0.2 * d
+        line_len = slot - label_ink.advance - 0.8 * d
+        if line_len > d:
+            canvas.paint(_bar(line_len, max(1.0, 0.08 * d), 0.25 * d), line_x, baseline,
+                         style.colour, style.opacity)
+            # The pupil fills some fields in: handwriting that is not a problem.
+            if rng.random() < 0.6:
+                content = {0: _PUPIL_NAMES[int(rng.integers(len(_PUPIL_NAMES)))],
+                           1: f"{int(rng.integers(1, 7))}.{int(rng.integers(1, 10))}",
+                           2: f"{int(rng.integers(1, 13))}.{int(rng.integers(1, 29))}",
+                           3: f"{int(rng.integers(2, 15))}:{int(rng.integers(10, 60))}",
+                           4: str(int(rng.integers(60, 101)))}[int(which)]
+                writer = pupil
+                colour, opacity = pupil.colour, pupil.opacity
+                if which == 4:
+                    colour, opacity = red, 0.9
+                if _printable(face_for(writer.spec, d), content):
+                    ink = _handwrite(content, writer, d * writer.size_ratio, rng)
+                    if ink.mask.shape[1] > line_len:
+                        ink = _fit(ink, line_len / ink.mask.shape[1])
+                    canvas.paint(ink, line_x + 0.2 * d - ink.left, baseline, colour, opacity)
+
+
+def _draw_page_number(canvas: _Canvas, rng, style: _PrintStyle, layout: _Layout, index: int):
+    face = face_for(style.spec, layout.footer_digit)
+    number = int(index) % 20 + 1
+    text = [f"— {number} —", f"{number}", f"- {number} -"][int(rng.integers(3))]
+    if not _printable(face, text):
+        text = str(number)
+    ink = _text_glyph(face, text)
+    canvas.paint(ink, (canvas.width - ink.advance) / 2.0, canvas.height - layout.margin_bottom,
+                 style.colour, style.opacity)
+
+
+def _draw_form_lines(canvas: _Canvas, rng, grid: _Grid):
+    """Lines of the form: a frame around the grid or the cells' own table lines."""
+    width, height = canvas.width, canvas.height
+    gx0, gy0, gx1, gy1 = grid.x0, grid.y0, grid.x1, grid.y1
     line_colour = tuple(int(v) for v in rng.integers(60, 160, 3))
     form = rng.random()
     if form < 0.15:
-        for c in range(layout["columns"] + 1):
-            x = int(round(gx0 + c * layout["cell_w"]))
+        for c in range(grid.columns + 1):
+            x = int(round(gx0 + c * grid.cell_w))
             canvas.paint(_bar(1, gy1 - gy0, 0), min(x, width - 1), gy0, line_colour, 0.9)
-        for r in range(layout["rows"] + 1):
-            y = int(round(gy0 + r * layout["row_h"]))
+        for r in range(grid.rows + 1):
+            y = int(round(gy0 + r * grid.row_h))
             canvas.paint(_bar(gx1 - gx0, 1, 0), gx0, min(y, height - 1), line_colour, 0.9)
     elif form < 0.35:
         pad = 4
@@ -820,18 +951,22 @@ def _draw_clutter(canvas: _Canvas, rng, fonts, print_spec, print_colour, print_o
         for x in (gx0 - pad, gx1 + pad):
             canvas.paint(_bar(1, gy1 - gy0 + 2 * pad, 0), x, gy0 - pad, line_colour, 0.9)
 
-    # The teacher's score, big and red, near the top.
-    if layout["graded"] and rng.random() < 0.6:
-        score_digit = width * rng.uniform(0.03, 0.05)
-        hand = fonts.handwriting
-        spec = (("ttf", hand[int(rng.integers(len(hand)))]) if hand
-                else ("hershey", synth_fonts.HERSHEY_HANDWRITING[0], 0.1))
-        teacher = dataclasses.replace(pupil, spec=spec, grain=False, grow=1)
-        ink = _handwrite(str(int(rng.integers(80, 101))), teacher, score_digit, rng)
-        canvas.paint(ink, width - margin_x - ink.mask.shape[1] - score_digit,
-                     layout["grid"][1] * 0.5 + score_digit * 0.5, red, 0.9)
 
-    # Stains: coffee rings and smudges, multiplied over whatever is there.
+def _draw_score(canvas: _Canvas, rng, fonts, layout: _Layout, grid: _Grid, pupil: Pupil, red):
+    """The teacher's score, big and red, near the top."""
+    score_digit = canvas.width * rng.uniform(0.03, 0.05)
+    hand = fonts.handwriting
+    spec = (("ttf", hand[int(rng.integers(len(hand)))]) if hand
+            else ("hershey", synth_fonts.HERSHEY_HANDWRITING[0], 0.1))
+    teacher = dataclasses.replace(pupil, spec=spec, grain=False, grow=1)
+    ink = _handwrite(str(int(rng.integers(80, 101))), teacher, score_digit, rng)
+    canvas.paint(ink, canvas.width - layout.margin_x - ink.mask.shape[1] - score_digit,
+                 grid.y0 * 0.5 + score_digit * 0.5, red, 0.9)
+
+
+def _draw_stains(canvas: _Canvas, rng):
+    """Coffee rings and smudges, multiplied over whatever is there."""
+    width, height = canvas.width, canvas.height
     for _ in range(int(rng.choice([0, 0, 0, 1, 1, 2, 3]))):
         radius = width * rng.uniform(0.03, 0.12)
         size = int(radius * 2.6)
