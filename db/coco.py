@@ -31,7 +31,7 @@ import numpy as np
 from .detection import DetectionDB
 from .errors import AnnotationError, ImageTooLargeError, Problem, split_keys
 from .image_io import check_pixels
-from .records import ImageRecord
+from .records import ImageRecord, clip_to_image
 
 # Above this many images, a split whose image files are all missing gets one
 # problem (the folder is wrong) instead of one per image.
@@ -75,47 +75,85 @@ def load_coco(annotation_path: str, image_dir: str, categories: int,
     schema default), by the json's width and height, is one of them."""
     annotation_path = os.path.abspath(annotation_path)
     data = _read_json(annotation_path)
-    errors, warnings = [], []
+    report = _Report(annotation_path)
+    _check_top_level(data, report)
+    category_ids, category_names = _read_categories(data["categories"], categories, config_names,
+                                                    report)
+    images = _read_images(data["images"], max_pixels, report)
+    class_of = {cid: c for c, cid in enumerate(category_ids)}
+    boxes, classes = _read_annotations(data.get("annotations") or [], images, class_of, report)
+    report.errors += _missing_images(annotation_path, image_dir, list(images.values()))
+    if report.errors:
+        raise AnnotationError(annotation_path, report.errors)
 
-    def error(message, where=""):
-        errors.append(Problem(annotation_path, 0, message, where))
+    records = [ImageRecord(image_id=image_id, path=os.path.join(image_dir, image["file_name"]),
+                           width=image["width"], height=image["height"],
+                           boxes=np.array(boxes[image_id], np.float32).reshape(-1, 4),
+                           classes=np.array(classes[image_id], np.int64))
+               for image_id, image in images.items()]
+    db = CocoDB(records, category_names=category_names, category_ids=category_ids,
+                has_annotations="annotations" in data, source=annotation_path, split=split,
+                dataset="MSCOCO", warnings=report.warnings)
+    db.log_warnings()
+    return db
 
+
+class _Report:
+    """The problems of one annotation file, each naming its entry."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def error(self, message: str, where: str = "") -> None:
+        self.errors.append(Problem(self.path, 0, message, where))
+
+    def warn(self, message: str, where: str = "") -> None:
+        self.warnings.append(Problem(self.path, 0, message, where))
+
+
+def _check_top_level(data, report: _Report) -> None:
+    """An object with "images" and "categories" lists, or AnnotationError at once."""
     if not isinstance(data, dict):
-        raise AnnotationError(annotation_path, [Problem(
-            annotation_path, 0, "the top level must be an object with images and categories")])
-    for key in ("images", "categories"):
-        if not isinstance(data.get(key), list):
-            error(f'no "{key}" list')
-    if errors:
-        raise AnnotationError(annotation_path, errors)
+        report.error("the top level must be an object with images and categories")
+    else:
+        for key in ("images", "categories"):
+            if not isinstance(data.get(key), list):
+                report.error(f'no "{key}" list')
+    if report.errors:
+        raise AnnotationError(report.path, report.errors)
 
-    # categories: sorted ids -> contiguous classes
+
+def _read_categories(entries: list, categories: int, config_names, report: _Report):
+    """(category ids sorted ascending, their names): class c is the c-th id."""
     names_by_id = {}
-    for index, category in enumerate(data["categories"]):
+    for index, category in enumerate(entries):
         where = f"categories[{index}]"
         if not isinstance(category, dict) or not _is_int(category.get("id")):
-            error("a category needs an integer id", where)
+            report.error("a category needs an integer id", where)
         elif category["id"] in names_by_id:
-            error(f"category id {category['id']} appears twice", where)
+            report.error(f"category id {category['id']} appears twice", where)
         else:
             names_by_id[category["id"]] = str(category.get("name", f"category_{category['id']}"))
     category_ids = sorted(names_by_id)
-    class_of = {cid: c for c, cid in enumerate(category_ids)}
     category_names = [names_by_id[cid] for cid in category_ids]
     if len(category_ids) != categories:
-        error(f"has {len(category_ids)} categories but the config's db.categories is "
-              f"{categories}: set db.categories (and db.category_names) to match the file")
+        report.error(f"has {len(category_ids)} categories but the config's db.categories is "
+                     f"{categories}: set db.categories (and db.category_names) to match the file")
     elif (config_names and config_names != category_names
           and config_names != [f"class_{c}" for c in range(categories)]):
-        warnings.append(Problem(annotation_path, 0, "db.category_names differ from the file's "
-                                                    "category names; the file's are used"))
+        report.warn("db.category_names differ from the file's category names; the file's are used")
+    return category_ids, category_names
 
-    # images
+
+def _read_images(entries: list, max_pixels: int | None, report: _Report) -> dict:
+    """The usable image entries by id."""
     images = {}
-    for index, image in enumerate(data["images"]):
+    for index, image in enumerate(entries):
         where = f"images[{index}]"
         if not isinstance(image, dict):
-            error("an image must be an object", where)
+            report.error("an image must be an object", where)
             continue
         problems = []
         if not _is_int(image.get("id")):
@@ -126,71 +164,59 @@ def load_coco(annotation_path: str, image_dir: str, categories: int,
                 and image["width"] > 0 and image["height"] > 0):
             problems.append("a positive integer width and height")
         if problems:
-            error(f"an image needs {', '.join(problems)}", where)
+            report.error(f"an image needs {', '.join(problems)}", where)
         elif image["id"] in images:
-            error(f"image id {image['id']} appears twice", where)
+            report.error(f"image id {image['id']} appears twice", where)
         else:
             try:
                 check_pixels(image["file_name"], image["width"], image["height"], max_pixels)
             except ImageTooLargeError as e:
-                error(f"image {image['file_name']} is too large: {e.reason}", where)
+                report.error(f"image {image['file_name']} is too large: {e.reason}", where)
                 continue
             images[image["id"]] = image
+    return images
 
-    # annotations
-    has_annotations = "annotations" in data
+
+def _read_annotations(entries: list, images: dict, class_of: dict, report: _Report):
+    """Each image's boxes (x1, y1, x2, y2, clipped to the image) and classes, by image id;
+    crowd regions left out."""
     boxes = {image_id: [] for image_id in images}
     classes = {image_id: [] for image_id in images}
-    for index, annotation in enumerate(data.get("annotations") or []):
+    for index, annotation in enumerate(entries):
         where = f"annotations[{index}]" if not isinstance(annotation, dict) else \
             f"annotations[{index}], id {annotation.get('id')}"
         if not isinstance(annotation, dict):
-            error("an annotation must be an object", where)
+            report.error("an annotation must be an object", where)
             continue
         image = images.get(annotation.get("image_id"))
         if image is None:
-            error(f"image_id {annotation.get('image_id')!r} is not in images", where)
+            report.error(f"image_id {annotation.get('image_id')!r} is not in images", where)
             continue
         if annotation.get("category_id") not in class_of:
-            error(f"category_id {annotation.get('category_id')!r} is not in categories", where)
+            report.error(f"category_id {annotation.get('category_id')!r} is not in categories",
+                         where)
             continue
         bbox = annotation.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_finite(v) for v in bbox)):
-            error(f"bbox must be [x, y, width, height] of finite numbers, got {bbox!r}", where)
+            report.error(f"bbox must be [x, y, width, height] of finite numbers, got {bbox!r}",
+                         where)
             continue
         if annotation.get("iscrowd", 0):
             continue  # a crowd region: not one object to learn; the evaluator ignores matches on it
         x, y, w, h = (float(v) for v in bbox)
         width, height = image["width"], image["height"]
         if w <= 0 or h <= 0:
-            warnings.append(Problem(annotation_path, 0, f"bbox {bbox} has no area: left out", where))
+            report.warn(f"bbox {bbox} has no area: left out", where)
             continue
-        x1, y1, x2, y2 = x, y, x + w, y + h
-        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-            warnings.append(Problem(annotation_path, 0, f"bbox {bbox} lies outside its image "
-                                                        f"({width}x{height}): left out", where))
+        box, clipped = clip_to_image([x, y, x + w, y + h], width, height)
+        if box is None:
+            report.warn(f"bbox {bbox} lies outside its image ({width}x{height}): left out", where)
             continue
-        if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
-            x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height)
-            warnings.append(Problem(annotation_path, 0, f"bbox {bbox} extends past its image "
-                                                        f"({width}x{height}): clipped", where))
-        boxes[image["id"]].append([x1, y1, x2, y2])
+        if clipped:
+            report.warn(f"bbox {bbox} extends past its image ({width}x{height}): clipped", where)
+        boxes[image["id"]].append(box)
         classes[image["id"]].append(class_of[annotation["category_id"]])
-
-    errors += _missing_images(annotation_path, image_dir, list(images.values()))
-    if errors:
-        raise AnnotationError(annotation_path, errors)
-
-    records = [ImageRecord(image_id=image_id, path=os.path.join(image_dir, image["file_name"]),
-                           width=image["width"], height=image["height"],
-                           boxes=np.array(boxes[image_id], np.float32).reshape(-1, 4),
-                           classes=np.array(classes[image_id], np.int64))
-               for image_id, image in images.items()]
-    db = CocoDB(records, category_names=category_names, category_ids=category_ids,
-                has_annotations=has_annotations, source=annotation_path, split=split,
-                dataset="MSCOCO", warnings=warnings)
-    db.log_warnings()
-    return db
+    return boxes, classes
 
 
 def _missing_images(annotation_path, image_dir, images) -> list[Problem]:

@@ -67,7 +67,7 @@ import numpy as np
 from .detection import DetectionDB
 from .errors import AnnotationError, ImageReadError, ImageTooLargeError, Problem, plural, split_keys
 from .image_io import image_size, read_image
-from .records import ImageRecord
+from .records import ImageRecord, clip_to_image
 
 KS_FILE = "ks_{split}.txt"
 
@@ -403,13 +403,12 @@ def _fit_boxes(source, line, errors, warnings):
     width, height = line.width, line.height
     kept_boxes, kept_classes, kept_texts = [], [], []
     for box, cls, (position, text) in zip(line.boxes, line.classes, line.box_texts):
-        x1, y1, x2, y2 = box
-        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        box, clipped = clip_to_image(box, width, height)
+        if box is None:
             errors.append(Problem(source, line.line, f'box {position} "{text}" lies entirely '
                                                      f"outside its image ({width}x{height})"))
             continue
-        if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
-            box = [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))]
+        if clipped:
             warnings.append(Problem(source, line.line, f'box {position} "{text}" extends past '
                                                        f"its image ({width}x{height}): clipped to "
                                                        f"{','.join(format_ks_number(v) for v in box)}"))

@@ -53,3 +53,15 @@ class ImageRecord:
         return (f"ImageRecord(image_id={self.image_id}, path={self.path!r}, "
                 f"size={self.width}x{self.height}, objects={self.num_objects}, "
                 f"line={self.source_line})")
+
+
+def clip_to_image(box, width: float, height: float):
+    """(box, clipped): `box` (x1, y1, x2, y2, pixel edges) cut to its image
+    (0..width, 0..height); box is None when it lies entirely outside the
+    image, and `box` itself when it lies inside."""
+    x1, y1, x2, y2 = box
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        return None, False
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+        return [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))], True
+    return box, False

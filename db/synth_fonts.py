@@ -168,9 +168,6 @@ class Face:
             self._glyphs[char] = cached
         return cached
 
-    def text_width(self, text: str) -> float:
-        return sum(self.glyph(c).advance for c in text)
-
 
 class TrueTypeFace(Face):
     def __init__(self, path: str, digit_height: int):

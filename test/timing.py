@@ -47,9 +47,6 @@ class StageTimer:
     def add(self, name: str, seconds: float):
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
-    def as_dict(self) -> dict:
-        return {"images": self.images, "seconds": dict(self.seconds)}
-
     def report(self) -> str:
         """A small table: total and per-image milliseconds for every stage."""
         images = max(self.images, 1)
