@@ -23,21 +23,11 @@ from PIL import Image
 
 from config import load_config
 from db import AnnotationError, ImageReadError, ImageRecord, image_size, load_db, read_image
+from tests.conftest import write_image
 from db.ks import format_ks_line, inspect_ks_file, ks_image_paths, load_ks, parse_ks_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATEGORIES = 6
-
-
-def write_image(path, width=120, height=100, value=180):
-    """A tiny image at `path` (any extension OpenCV writes; non-ASCII paths work)."""
-    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
-    image = np.full((height, width, 3), value, np.uint8)
-    image[::7] = 30  # some structure, so JPEG has real data to compress
-    ok, encoded = cv2.imencode(os.path.splitext(str(path))[1], image)
-    assert ok
-    encoded.tofile(str(path))
-    return str(path)
 
 
 def write_text(path, text, encoding="utf-8", newline="\n", bom=False):

@@ -12,14 +12,13 @@ import subprocess
 import sys
 import zlib
 
-import cv2
-import numpy as np
 import pytest
 
 from config import SCHEMA, ConfigError, load_config
 from db import AnnotationError
 from db.coco import load_coco
 from db.image_io import default_max_pixels, image_size
+from tests.conftest import write_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMIT = SCHEMA["db"]["max_image_pixels"].default
@@ -36,10 +35,6 @@ def write_png_header(path, width, height):
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
                 + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
-
-
-def write_image(path, width=120, height=100):
-    cv2.imwrite(str(path), np.full((height, width, 3), 200, np.uint8))
 
 
 @pytest.fixture

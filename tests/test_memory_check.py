@@ -5,8 +5,6 @@ no test runs anything out of memory."""
 
 from __future__ import annotations
 
-import json
-import os
 
 import pytest
 import torch
@@ -19,27 +17,17 @@ from nnet.checkpoints import available_iterations, snapshot_path
 from nnet.py_factory import NetworkFactory
 from nnet.snapshot import load_snapshot
 from sample.dataset import TrainingExamples
+from tests.conftest import run_train
+from tests.conftest import write_config as write_shared_config
 
 MiB = 2 ** 20
 
 
 def write_config(folder, data_dir, **system):
-    """A CenterNet-tiny config at 63 px inputs, batch 2, fp32 (not "auto": the
-    same figures and hints on every CPU); files under `folder`."""
-    settings = {"data_dir": data_dir, "cache_dir": os.path.join(str(folder), "cache"),
-                "result_dir": os.path.join(str(folder), "results"), "batch_size": 2,
-                "max_iter": 4, "snapshot": 2, "val_iter": 0, "workers": 0,
-                "precision": "fp32", **system}
-    path = os.path.join(str(folder), "Tiny-Memory.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({"base": "CenterNet-tiny", "system": settings,
-                   "db": {"input_size": 63, "output_sizes": [[16, 16]], "border": 16,
-                          "max_tag_len": 32}}, f)
-    return path
-
-
-def run_train(config, *args):
-    return train.main([config, "--device", "cpu", "--workers", "0", *args])
+    """The shared tiny config (tests/conftest.py), fp32 (not "auto": the same
+    figures and hints on every CPU), no validation."""
+    return write_shared_config(folder, data_dir, name="Tiny-Memory",
+                               system={"val_iter": 0, "precision": "fp32", **system})
 
 
 def machine_with(free_bytes):

@@ -5,7 +5,6 @@ train.py, test.py and demo.py alike, and hints quote config paths."""
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -15,21 +14,16 @@ import pytest
 
 from config import load_config
 from nnet.checkpoints import snapshot_path
+from tests.conftest import write_config as write_shared_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_config(path, data_dir):
-    """A small CenterNet-tiny (63 px inputs) config at `path`, its files beside it."""
-    folder = os.path.dirname(str(path))
-    path.write_text(json.dumps({
-        "base": "CenterNet-tiny",
-        "system": {"data_dir": data_dir, "cache_dir": os.path.join(folder, "cache"),
-                   "result_dir": os.path.join(folder, "results"), "batch_size": 2,
-                   "max_iter": 2, "val_iter": 0, "workers": 0},
-        "db": {"input_size": 63, "output_sizes": [[16, 16]], "border": 16, "max_tag_len": 32}}),
-        encoding="utf-8")
-    return str(path)
+    """The shared tiny config (tests/conftest.py) at `path`, 2 iterations, its files beside it."""
+    name = os.path.splitext(os.path.basename(str(path)))[0]
+    return write_shared_config(os.path.dirname(str(path)), data_dir, name=name,
+                               system={"max_iter": 2, "val_iter": 0})
 
 
 @pytest.fixture

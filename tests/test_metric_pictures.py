@@ -5,7 +5,6 @@ metrics.json and PNGs beside it."""
 
 import dataclasses
 import json
-import os
 
 import cv2
 import numpy as np
@@ -15,9 +14,8 @@ from db import load_db
 from nnet import plot
 from test.confusion import confusion_matrix, format_confusion_matrix, match_image
 from test.run import detect_split
-from tests.test_tester import (CATEGORIES, PAGES, FakeNetwork, _write_pages, make_cfg,
-                               perfect_maps, perfect_network)
-from tests.test_train import run_train, write_config
+from tests.conftest import (CATEGORIES, FakeNetwork, perfect_maps, perfect_network, run_train,
+                            detection_config, write_config)
 
 
 def _picture(path):
@@ -119,7 +117,7 @@ def test_matching_is_one_to_one_best_overlap_first():
 
 
 def test_detections_under_the_score_threshold_do_not_count(tmp_path, pages_dir):
-    db = load_db(make_cfg(pages_dir, tmp_path), "val")
+    db = load_db(detection_config(pages_dir, tmp_path), "val")
     record = db.records[0]
     weak = np.array([[*box, 0.05, cls] for box, cls in zip(record.boxes.tolist(),
                                                             record.classes.tolist())])
@@ -130,13 +128,8 @@ def test_detections_under_the_score_threshold_do_not_count(tmp_path, pages_dir):
     assert "missed" in format_confusion_matrix(table)
 
 
-@pytest.fixture(scope="module")
-def pages_dir(tmp_path_factory):
-    return _write_pages(str(tmp_path_factory.mktemp("pages")), PAGES)
-
-
 def test_a_perfect_network_fills_the_diagonal_and_draws_flat_pr_curves(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path)
+    cfg = detection_config(pages_dir, tmp_path)
     db = load_db(cfg, "val")
     out_dir = tmp_path / "out"
     run = detect_split(perfect_network(db.records, cfg), cfg, db, "cpu", str(out_dir))
@@ -157,7 +150,7 @@ def test_a_perfect_network_fills_the_diagonal_and_draws_flat_pr_curves(tmp_path,
 
 
 def test_a_network_that_calls_add_sub_shows_it_in_the_matrix(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path)
+    cfg = detection_config(pages_dir, tmp_path)
     db = load_db(cfg, "val")
     add, sub = db.category_names.index("add"), db.category_names.index("sub")
 

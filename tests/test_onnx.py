@@ -19,7 +19,7 @@ from models.py_utils.corner_pool import directional_max
 from nnet.checkpoints import load_trained_network
 from nnet.onnx_model import MAX_POOLED_CELLS, OPSET, ExportPool
 from test.kp_detection import prepare_image
-from tests.test_tester import PAGES, pages_dir, snapshot_config  # noqa: F401 (fixtures)
+from tests.conftest import PAGES
 
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
 

@@ -13,8 +13,7 @@ import demo
 from config import PROJECT_ROOT, ConfigError, load_config, parse_assignments
 from nnet.checkpoints import snapshot_path
 from nnet.snapshot import load_snapshot
-from tests.test_tester import PAGES, pages_dir, snapshot_config  # noqa: F401 (fixtures)
-from tests.test_train import run_train, write_config
+from tests.conftest import PAGES, run_train, write_config
 
 
 def test_values_are_json_or_else_strings():

@@ -17,6 +17,7 @@ from models import build_network
 from test.cli import load_test_config
 from test.kp_detection import decode_scale, prepare_image
 from test.timing import StageTimer
+from tests.conftest import write_config
 
 BF16_PROBABILITY_TOLERANCE = 0.05
 
@@ -59,7 +60,6 @@ def test_bf16_predictions_agree_with_fp32():
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_each_precision_trains_through_train_py(tmp_path, tiny_ks_dir, precision):
-    from tests.test_train import write_config
     config = write_config(tmp_path, tiny_ks_dir, system={"max_iter": 1, "val_iter": 0},
                           db={"input_size": 63, "output_sizes": [[16, 16]]})
     assert train.main([config, "--device", "cpu", "--workers", "0",
@@ -71,7 +71,6 @@ def test_each_precision_trains_through_train_py(tmp_path, tiny_ks_dir, precision
 
 
 def test_fp16_needs_cuda_and_amp_contradiction_is_refused(tmp_path, tiny_ks_dir, capsys):
-    from tests.test_train import write_config
     config = write_config(tmp_path, tiny_ks_dir, system={"max_iter": 1})
     if not torch.cuda.is_available():
         assert train.main([config, "--device", "cpu", "--precision", "fp16"]) == 2

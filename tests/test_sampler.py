@@ -8,16 +8,13 @@ Every image is drawn here: small random pictures with planted boxes.
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from config import load_config
-from db.detection import DetectionDB
 from db.records import ImageRecord
 from sample import kp_detection
 from sample import dataset as dataset_module
@@ -25,9 +22,10 @@ from sample.dataset import (GlobalBatchShards, TooManyObjectsError, TrainingExam
                             ValidationExamples, training_loader, validation_shard_batches,
                             workers_that_fit)
 from sample.utils import gaussian_radius
+from tests.conftest import (CATEGORIES, SAMPLER_INPUT, SAMPLER_OUTPUT, drawn_db, noise_picture,
+                            sampler_config)
 
-INPUT, OUTPUT = 127, 32
-CATEGORIES = 6
+INPUT, OUTPUT = SAMPLER_INPUT, SAMPLER_OUTPUT
 # Box corners chosen off the heatmap grid (x * 32 / 127 is never an integer
 # here), so a mirrored corner lands on the mirrored pixel.
 BOXES = np.array([[10.3, 12.2, 40.7, 30.9],
@@ -37,16 +35,8 @@ BOXES = np.array([[10.3, 12.2, 40.7, 30.9],
 CLASSES = np.array([0, 3, 5, 3])
 
 
-def tiny_cfg(**db):
-    # per-class corners unless a test asks otherwise: the original's targets
-    settings = {"input_size": INPUT, "output_sizes": [[OUTPUT, OUTPUT]], "categories": CATEGORIES,
-                "class_agnostic_corners": False}
-    settings.update(db)
-    return load_config("CenterNet-tiny", overrides={"db": settings}, check_data=False)
-
-
 def picture(width=INPUT, height=INPUT, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return noise_picture(width, height, seed)
 
 
 def record(boxes=BOXES, classes=CLASSES, width=INPUT, height=INPUT, path="/drawn/page.png"):
@@ -83,7 +73,7 @@ def check_peaks(example, classes, agnostic=False):
 # ----------------------------------------------------------------------
 
 def test_peaks_offsets_tags_and_mask_at_every_keypoint():
-    cfg = tiny_cfg(rand_crop=False)
+    cfg = sampler_config(rand_crop=False)
     example = kp_detection(picture(), record(), cfg, np.random.default_rng(0), augment=False)
     check_peaks(example, CLASSES)
     tl, br, ct = keypoint_pixels(BOXES)
@@ -103,7 +93,7 @@ def test_peaks_offsets_tags_and_mask_at_every_keypoint():
 
 
 def test_random_crops_keep_targets_consistent():
-    cfg = tiny_cfg(rand_crop=True, rand_flip=True, rand_color=True, lighting=True, border=16,
+    cfg = sampler_config(rand_crop=True, rand_flip=True, rand_color=True, lighting=True, border=16,
                    rand_scales=[0.6, 1.0, 1.4])
     image = picture(300, 220, seed=3)
     rng = np.random.default_rng(11)
@@ -128,7 +118,7 @@ def test_random_crops_keep_targets_consistent():
 
 def test_gaussian_radius_and_wider_centre():
     box = np.array([[20.0, 20.0, 100.0, 90.0]], dtype=np.float32)
-    cfg = tiny_cfg(rand_crop=False)
+    cfg = sampler_config(rand_crop=False)
     example = kp_detection(picture(), record(box, [2]), cfg, np.random.default_rng(0), False)
     out = box[0] * np.float32(OUTPUT / INPUT)
     height, width = int(np.ceil(out[3] - out[1])), int(np.ceil(out[2] - out[0]))
@@ -145,13 +135,13 @@ def test_gaussian_radius_and_wider_centre():
     np.testing.assert_allclose(row[tlx + 1], np.exp(-1 / (2 * (diameter / 6) ** 2)), rtol=1e-5)
     np.testing.assert_allclose(ct_row[ctx + 1], np.exp(-1 / (2 * (diameter / 5) ** 2)), rtol=1e-5)
 
-    fixed = tiny_cfg(rand_crop=False, gaussian_radius=1)
+    fixed = sampler_config(rand_crop=False, gaussian_radius=1)
     example = kp_detection(picture(), record(box, [2]), fixed, np.random.default_rng(0), False)
     assert np.count_nonzero(example["tl_heatmap"]) == 9
 
 
 def test_single_pixel_targets_without_gaussian_bump():
-    cfg = tiny_cfg(rand_crop=False, gaussian_bump=False)
+    cfg = sampler_config(rand_crop=False, gaussian_bump=False)
     example = kp_detection(picture(), record(), cfg, np.random.default_rng(0), False)
     check_peaks(example, CLASSES)
     for name in ("tl_heatmap", "br_heatmap", "ct_heatmap"):
@@ -159,7 +149,7 @@ def test_single_pixel_targets_without_gaussian_bump():
 
 
 def test_class_agnostic_corners_have_one_channel():
-    cfg = tiny_cfg(rand_crop=False, class_agnostic_corners=True)
+    cfg = sampler_config(rand_crop=False, class_agnostic_corners=True)
     example = kp_detection(picture(), record(), cfg, np.random.default_rng(0), False)
     assert example["tl_heatmap"].shape == (1, OUTPUT, OUTPUT)
     assert example["br_heatmap"].shape == (1, OUTPUT, OUTPUT)
@@ -168,7 +158,7 @@ def test_class_agnostic_corners_have_one_channel():
 
 
 def test_boxes_to_classify_are_uncut_jittered_ground_truth():
-    cfg = tiny_cfg(rand_crop=False, class_agnostic_corners=True, classes_from="boxes",
+    cfg = sampler_config(rand_crop=False, class_agnostic_corners=True, classes_from="boxes",
                    boxes_per_image=3, box_jitter=0.1)
     # the fourth box touches the top border: a crop may have cut it
     boxes = BOXES.copy()
@@ -184,7 +174,7 @@ def test_boxes_to_classify_are_uncut_jittered_ground_truth():
         assert distance[match].max() <= 0.1 + 1e-6 and label == CLASSES[match]
     assert sorted(np.abs(BOXES[:3] - rois[:, None]).sum(axis=2).argmin(axis=1)) == [0, 1, 2]
     # validation: the first uncut boxes, unmoved, empty slots marked
-    more = tiny_cfg(rand_crop=False, class_agnostic_corners=True, classes_from="boxes",
+    more = sampler_config(rand_crop=False, class_agnostic_corners=True, classes_from="boxes",
                     boxes_per_image=5)
     example = kp_detection(picture(), record(boxes=boxes), more, np.random.default_rng(0), False)
     np.testing.assert_allclose(example["box_rois"][:3], BOXES[:3], atol=1e-4)
@@ -194,7 +184,7 @@ def test_boxes_to_classify_are_uncut_jittered_ground_truth():
 
 def test_box_cut_at_the_right_edge_stays_on_the_map():
     box = np.array([[90.0, 40.0, 127.0, 127.0]], dtype=np.float32)  # touches right and bottom
-    example = kp_detection(picture(), record(box, [1]), tiny_cfg(rand_crop=False),
+    example = kp_detection(picture(), record(box, [1]), sampler_config(rand_crop=False),
                            np.random.default_rng(0), False)
     y, x = divmod(int(example["br_tags"][0]), OUTPUT)
     assert (x, y) == (OUTPUT - 1, OUTPUT - 1)
@@ -203,7 +193,7 @@ def test_box_cut_at_the_right_edge_stays_on_the_map():
 
 
 def test_flip_mirrors_image_and_targets():
-    cfg = tiny_cfg(rand_crop=False, rand_flip=True, rand_color=False, lighting=False)
+    cfg = sampler_config(rand_crop=False, rand_flip=True, rand_color=False, lighting=False)
     image, rec = picture(), record()
     plain = kp_detection(image, rec, cfg, np.random.default_rng(0), augment=False)
     n = len(BOXES)
@@ -238,7 +228,7 @@ def test_flip_mirrors_image_and_targets():
 
 
 def test_validation_examples_are_deterministic_centre_crops():
-    cfg = tiny_cfg(rand_crop=True, rand_flip=True, rand_color=True, lighting=True)
+    cfg = sampler_config(rand_crop=True, rand_flip=True, rand_color=True, lighting=True)
     image = picture(300, 200, seed=5)
     boxes = np.array([[140.0, 90.0, 170.0, 110.0], [0.0, 0.0, 30.0, 20.0]], dtype=np.float32)
     rec = record(boxes, [4, 1], 300, 200)
@@ -262,32 +252,16 @@ def test_validation_examples_are_deterministic_centre_crops():
 
 def test_too_many_objects_for_one_example():
     with pytest.raises(ValueError, match="max_tag_len"):
-        kp_detection(picture(), record(), tiny_cfg(max_tag_len=3), np.random.default_rng(0), True)
+        kp_detection(picture(), record(), sampler_config(max_tag_len=3), np.random.default_rng(0), True)
 
 
 # ----------------------------------------------------------------------
 # dataset and loaders
 # ----------------------------------------------------------------------
 
-def drawn_db(folder, counts, size=(150, 130)):
-    """A DetectionDB of drawn PNGs with counts[i] boxes on image i."""
-    records = []
-    rng = np.random.default_rng(0)
-    for i, count in enumerate(counts):
-        path = os.path.join(str(folder), f"page_{i}.png")
-        cv2.imwrite(path, picture(*size, seed=i))
-        xy = rng.uniform(0, 100, (count, 2))
-        boxes = np.concatenate([xy, xy + rng.uniform(8, 40, (count, 2))], axis=1)
-        records.append(ImageRecord(i + 1, path, size[0], size[1], boxes,
-                                   rng.integers(0, CATEGORIES, count), source_line=i + 1))
-    names = [f"class_{i}" for i in range(CATEGORIES)]
-    return DetectionDB(records, names, list(range(1, CATEGORIES + 1)), True,
-                       os.path.join(str(folder), "ks_train.txt"))
-
-
 def test_max_tag_len_error_names_the_densest_images(tmp_path):
     db = drawn_db(tmp_path, [2, 9, 4, 7, 12, 3, 8, 10, 11])
-    cfg = tiny_cfg(max_tag_len=5)
+    cfg = sampler_config(max_tag_len=5)
     with pytest.raises(TooManyObjectsError) as caught:
         TrainingExamples(db, cfg)
     message = str(caught.value)
@@ -298,7 +272,7 @@ def test_max_tag_len_error_names_the_densest_images(tmp_path):
     assert "page_3.png" not in message and "and 1 more" in message
     with pytest.raises(TooManyObjectsError):
         ValidationExamples(db, cfg)
-    TrainingExamples(db, tiny_cfg(max_tag_len=12))
+    TrainingExamples(db, sampler_config(max_tag_len=12))
 
 
 def batches(loader):
@@ -346,7 +320,7 @@ def test_sharding_rules():
 
 
 def test_workers_shrink_to_fit_shared_memory(monkeypatch, tmp_path):
-    cfg = tiny_cfg()
+    cfg = sampler_config()
     per_batch = dataset_module.example_bytes(cfg) * 4
     free = per_batch * dataset_module.PREFETCH_FACTOR * 2 * 2 + 1  # room for 2 workers
     monkeypatch.setattr(dataset_module.os, "statvfs",

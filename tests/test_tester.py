@@ -22,204 +22,8 @@ from test.evaluate import (coco_results, evaluate, format_metrics, max_dets_for,
                            summarize)
 from test.kp_detection import batch_inputs, prepare_image
 from test.run import DetectionWarning, detect_split, run_test
-
-CATEGORIES = 6
-
-# ----------------------------------------------------------------------------
-# pages with known boxes
-# ----------------------------------------------------------------------------
-
-# (width, height, boxes as x1, y1, x2, y2, class); box sides are decimals on
-# purpose, so corner offsets are not whole heatmap pixels
-PAGES = [
-    (200, 150, [(12.5, 10.25, 70.5, 28.0, 0), (90.0, 10.5, 150.75, 27.5, 1),
-                (12.0, 50.5, 66.25, 70.0, 2), (90.5, 52.0, 148.0, 71.75, 3),
-                (12.25, 95.0, 72.0, 113.5, 4), (90.0, 96.25, 160.5, 115.0, 5)]),
-    (230, 180, [(20.0, 15.5, 90.25, 38.0, 5), (110.5, 14.0, 200.0, 36.5, 4),
-                (20.5, 60.0, 88.0, 82.25, 0), (105.25, 62.5, 210.5, 85.0, 0),
-                (30.0, 120.25, 210.0, 170.5, 1)]),
-    # one large box: above db.center_region_area, so its central region is the middle fifth
-    (260, 240, [(10.25, 10.5, 250.5, 120.0, 2), (20.0, 150.5, 80.5, 175.0, 3),
-                (120.0, 150.25, 200.75, 176.5, 1)]),
-]
-
-
-def _write_pages(folder, pages, split="val", with_boxes=True):
-    os.makedirs(folder, exist_ok=True)
-    lines = []
-    for i, (width, height, boxes) in enumerate(pages):
-        image = np.full((height, width, 3), 235, dtype=np.uint8)
-        for x1, y1, x2, y2, c in boxes:
-            cv2.rectangle(image, (int(x1), int(y1)), (int(x2), int(y2)), (40, 40, 40), 1)
-            cv2.putText(image, str(c), (int(x1) + 3, int(y2) - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                        (0, 0, 0), 1)
-        name = f"页_{i}.jpg"  # a non-ASCII file name, as real pages have
-        ok, data = cv2.imencode(".jpg", image)
-        assert ok
-        data.tofile(os.path.join(folder, name))
-        fields = [name] + ([f"{x1},{y1},{x2},{y2},{c}" for x1, y1, x2, y2, c in boxes]
-                           if with_boxes else [])
-        lines.append(" ".join(fields))
-    with open(os.path.join(folder, f"ks_{split}.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def pages_dir(tmp_path_factory):
-    return _write_pages(str(tmp_path_factory.mktemp("pages")), PAGES)
-
-
-def make_cfg(data_dir, tmp_path, **db):
-    settings = {"top_k": 40, "num_dets": 400, "test_flip": True, "test_scales": [1],
-                "max_per_image": 100}
-    settings.update(db)
-    return load_config("CenterNet-tiny", overrides={
-        "system": {"data_dir": str(data_dir), "cache_dir": str(tmp_path / "cache"),
-                   "result_dir": str(tmp_path / "results")},
-        "db": settings})
-
-
-# ----------------------------------------------------------------------------
-# a network that finds every object exactly
-# ----------------------------------------------------------------------------
-
-def _geometry(height, width, scale):
-    """The test-time input of the spec, computed here independently of test/."""
-    new_h, new_w = int(height * scale), int(width * scale)
-    input_h, input_w = new_h | 127, new_w | 127
-    top, left = input_h // 2 - new_h // 2, input_w // 2 - new_w // 2
-    heat_h, heat_w = (input_h + 1) // 4, (input_w + 1) // 4
-    return (new_h, new_w), (input_h, input_w), (top, left), (heat_h, heat_w)
-
-
-def perfect_maps(record, scale, categories, flipped=False, corners=True, centres=True,
-                 peak=10.0, named_boxes=False):
-    """The maps of net.predict for one image, by name: logit `peak` at every
-    true corner and centre (-10 elsewhere), one tag per object, exact offsets.
-    With `flipped`, the maps of the mirrored input. `named_boxes`: the
-    class-agnostic centres of db.classes_from "boxes" and their exact sizes
-    (FakeNetwork.classify names the boxes)."""
-    (new_h, new_w), (input_h, input_w), (top, left), (heat_h, heat_w) = \
-        _geometry(record.height, record.width, scale)
-    heats = [np.full((1 if named_boxes and kind == 2 else categories, heat_h, heat_w), -10.0,
-                     np.float32) for kind in range(3)]
-    tags = [np.zeros((1, heat_h, heat_w), np.float32) for _ in range(2)]
-    regrs = [np.zeros((2, heat_h, heat_w), np.float32) for _ in range(3)]
-    sizes = np.zeros((2, heat_h, heat_w), np.float32)
-    boxes = record.boxes.astype(np.float64).copy()
-    boxes[:, [0, 2]] = boxes[:, [0, 2]] * (new_w / record.width) + left
-    boxes[:, [1, 3]] = boxes[:, [1, 3]] * (new_h / record.height) + top
-    if flipped:  # a point x of the input is at input_w - x in its mirror
-        boxes[:, [0, 2]] = input_w - boxes[:, [2, 0]]
-    boxes[:, [0, 2]] *= heat_w / input_w
-    boxes[:, [1, 3]] *= heat_h / input_h
-
-    def plant(kind, x, y, cls, tag):
-        ix, iy = min(int(x), heat_w - 1), min(int(y), heat_h - 1)
-        heats[kind][cls, iy, ix] = peak
-        regrs[kind][:, iy, ix] = (x - ix, y - iy)
-        if kind < 2:
-            tags[kind][0, iy, ix] = tag
-        return ix, iy
-
-    for i, ((x1, y1, x2, y2), cls) in enumerate(zip(boxes, record.classes)):
-        if corners:
-            plant(0, x1, y1, cls, i + 1)
-            plant(1, x2, y2, cls, i + 1)
-        if centres:
-            ix, iy = plant(2, (x1 + x2) / 2, (y1 + y2) / 2, 0 if named_boxes else cls, 0)
-            sizes[:, iy, ix] = np.log([x2 - x1, y2 - y1])
-    tl, br, ct = heats
-    maps = {"tl_heat": tl, "br_heat": br, "tl_tag": tags[0], "br_tag": tags[1],
-            "tl_regr": regrs[0], "br_regr": regrs[1], "ct_heat": ct, "ct_regr": regrs[2]}
-    if named_boxes:
-        maps["ct_size"] = sizes
-    return maps
-
-
-class FakeNetwork(torch.nn.Module):
-    """Stands in for a trained network: `net.predict` returns `maps_for(record,
-    scale, flipped)` for each image of the call (and its mirror), in the order
-    test/ asks: `db.test_batch_images` records per call, every scale.
-
-    A call of several images gets one input as large as the largest: each
-    image's maps lie at the top-left of the larger maps (at the top-right for
-    the mirror, which mirrors the whole input), the rest is empty, as for a
-    network that sees black padding there.
-    """
-
-    def __init__(self, records, cfg, maps_for):
-        super().__init__()
-        per_call = cfg.db.test_batch_images
-        groups = [records[i:i + per_call] for i in range(0, len(records), per_call)]
-        self.calls = [(group, s) for group in groups for s in cfg.db.test_scales]
-        self.scales = cfg.db.test_scales
-        self.maps_for = maps_for
-        self.asked = 0
-        self.classified = 0   # images of the last call whose boxes were named
-
-    def classify(self, images, rois):
-        """The box classifier: logit 10 for the class of the true box that
-        overlaps each roi most, in the next image of the last call (test/
-        names each image's boxes in order, on its first scale's input)."""
-        group, scale = self.calls[self.asked - 1]
-        record = group[self.classified]
-        self.classified += 1
-        (new_h, new_w), _, (top, left), _ = _geometry(record.height, record.width,
-                                                       self.scales[0])
-        boxes = rois[:, 1:].numpy().astype(np.float64)
-        boxes[:, [0, 2]] = (boxes[:, [0, 2]] - left) * record.width / new_w
-        boxes[:, [1, 3]] = (boxes[:, [1, 3]] - top) * record.height / new_h
-        truth = record.boxes.astype(np.float64)
-        width = (np.minimum(boxes[:, None, 2], truth[None, :, 2])
-                 - np.maximum(boxes[:, None, 0], truth[None, :, 0])).clip(0)
-        height = (np.minimum(boxes[:, None, 3], truth[None, :, 3])
-                  - np.maximum(boxes[:, None, 1], truth[None, :, 1])).clip(0)
-        logits = torch.zeros(len(boxes), CATEGORIES)
-        logits[torch.arange(len(boxes)), torch.from_numpy(
-            record.classes[(width * height).argmax(axis=1)])] = 10.0
-        return logits
-
-    def predict(self, images):
-        group, scale = self.calls[self.asked]
-        self.asked += 1
-        self.classified = 0
-        inputs = [_geometry(r.height, r.width, scale)[1] for r in group]
-        input_h, input_w = max(h for h, _ in inputs), max(w for _, w in inputs)
-        per_image = len(images) // len(group)
-        assert tuple(images.shape) == (per_image * len(group), 3, input_h, input_w)
-        heat_h, heat_w = (input_h + 1) // 4, (input_w + 1) // 4
-        batch = []
-        for record in group:
-            for flipped in (False, True)[:per_image]:
-                own = self.maps_for(record, scale, flipped)
-                placed = {}
-                for name, m in own.items():
-                    # heats are logits (nothing: very negative), the rest values
-                    empty = -100.0 if name.endswith("_heat") else 0.0
-                    canvas = np.full((m.shape[0], heat_h, heat_w), empty, np.float32)
-                    left = heat_w - m.shape[2] if flipped else 0
-                    canvas[:, :m.shape[1], left:left + m.shape[2]] = m
-                    placed[name] = canvas
-                batch.append(placed)
-        # the maps by name, as kp.predict gives them
-        return {name: torch.from_numpy(np.stack([maps[name] for maps in batch])).to(images.device)
-                for name in batch[0]}
-
-
-def perfect_network(records, cfg, **options):
-    return FakeNetwork(records, cfg, lambda r, s, f: perfect_maps(r, s, CATEGORIES, f, **options))
-
-
-def blank_maps(record, scale, flipped):
-    """What a network that sees nothing returns: every heat logit -100."""
-    _, _, _, (heat_h, heat_w) = _geometry(record.height, record.width, scale)
-    heat = np.full((CATEGORIES, heat_h, heat_w), -100.0, np.float32)
-    zeros = np.zeros((1, heat_h, heat_w), np.float32)
-    offsets = np.zeros((2, heat_h, heat_w), np.float32)
-    return {"tl_heat": heat, "br_heat": heat, "tl_tag": zeros, "br_tag": zeros,
-            "tl_regr": offsets, "br_regr": offsets, "ct_heat": heat, "ct_regr": offsets}
+from tests.conftest import (CATEGORIES, PAGES, FakeNetwork, blank_maps, input_geometry,
+                            perfect_maps, perfect_network, detection_config, write_pages)
 
 
 def _test(cfg, net, tmp_path, split="val"):
@@ -232,13 +36,13 @@ def _test(cfg, net, tmp_path, split="val"):
 # ----------------------------------------------------------------------------
 
 def test_prepare_image_centres_the_resized_image_on_a_127_mod_128_input(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path, test_scales=[1, 0.7])
+    cfg = detection_config(pages_dir, tmp_path, test_scales=[1, 0.7])
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (100, 130, 3), dtype=np.uint8)
     mean = np.array(cfg.db.mean, np.float32)[:, None, None]
     std = np.array(cfg.db.std, np.float32)[:, None, None]
     for scaled, scale in zip(prepare_image(image, cfg), cfg.db.test_scales):
-        (new_h, new_w), (input_h, input_w), (top, left), _ = _geometry(100, 130, scale)
+        (new_h, new_w), (input_h, input_w), (top, left), _ = input_geometry(100, 130, scale)
         assert scaled.images.shape == (2, 3, input_h, input_w)
         assert input_h % 128 == 127 and input_w % 128 == 127
         resized = image if scale == 1 else cv2.resize(image, (new_w, new_h))
@@ -258,7 +62,7 @@ def test_prepare_image_centres_the_resized_image_on_a_127_mod_128_input(tmp_path
 # ----------------------------------------------------------------------------
 
 def test_a_perfect_network_scores_ap_1(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path)
+    cfg = detection_config(pages_dir, tmp_path)
     db = load_db(cfg, "val")
     out_dir = str(tmp_path / "out")
     metrics = run_test(perfect_network(db.records, cfg), cfg, db, "cpu", out_dir)
@@ -294,7 +98,7 @@ def test_a_perfect_network_scores_ap_1_in_every_class_mode(tmp_path, pages_dir, 
         assert not cfg.db.class_agnostic_corners and cfg.db.classes_from == "centers"
         options = {}
     else:
-        cfg = make_cfg(pages_dir, tmp_path, classes_from="boxes", center_size=True,
+        cfg = detection_config(pages_dir, tmp_path, classes_from="boxes", center_size=True,
                        test_scales=[1, 0.5])
         options = {"named_boxes": True}
     db = load_db(cfg, "val")
@@ -312,7 +116,7 @@ def test_a_perfect_network_scores_ap_1_in_every_class_mode(tmp_path, pages_dir, 
 
 
 def test_the_size_check_refuses_a_box_the_centre_does_not_support(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path, classes_from="boxes", center_size=True,
+    cfg = detection_config(pages_dir, tmp_path, classes_from="boxes", center_size=True,
                    size_tolerance=1.5)
     # two problems one above the other, and a box made of the first one's
     # top-left corner and the second one's bottom-right: its central region
@@ -322,12 +126,12 @@ def test_the_size_check_refuses_a_box_the_centre_does_not_support(tmp_path, page
     small_centre = np.array([[40, 50, 0, 0.9, 60, 20]], np.float32)
     assert len(center_check(detections, fitting_centre, cfg)) == 1
     assert len(center_check(detections, small_centre, cfg)) == 0
-    without = make_cfg(pages_dir, tmp_path, classes_from="boxes", center_size=False)
+    without = detection_config(pages_dir, tmp_path, classes_from="boxes", center_size=False)
     assert len(center_check(detections, small_centre[:, :4], without)) == 1
 
 
 def test_images_of_one_call_lie_top_left_in_an_input_as_large_as_the_largest(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path, test_scales=[1, 0.6])
+    cfg = detection_config(pages_dir, tmp_path, test_scales=[1, 0.6])
     rng = np.random.default_rng(1)
     pictures = [rng.integers(0, 256, shape, dtype=np.uint8)
                 for shape in ((100, 300, 3), (200, 130, 3), (60, 60, 3))]
@@ -355,7 +159,7 @@ def test_images_of_one_call_lie_top_left_in_an_input_as_large_as_the_largest(tmp
 
 @pytest.mark.parametrize("per_call", [2, 3])
 def test_several_images_per_network_call_keep_every_box(tmp_path, pages_dir, per_call):
-    cfg = make_cfg(pages_dir, tmp_path, test_scales=[0.5, 1], test_batch_images=per_call)
+    cfg = detection_config(pages_dir, tmp_path, test_scales=[0.5, 1], test_batch_images=per_call)
     db = load_db(cfg, "val")
     net = perfect_network(db.records, cfg)
     _, run = _test(cfg, net, tmp_path)
@@ -388,7 +192,7 @@ def synthetic_dir(tmp_path_factory):
 @pytest.mark.parametrize("dense", [False, True])
 def test_a_perfect_network_scores_ap_1_on_synthetic_pages(tmp_path, synthetic_dir, dense):
     data_dir = os.path.join(synthetic_dir, "dense") if dense else synthetic_dir
-    cfg = make_cfg(data_dir, tmp_path, top_k=200, num_dets=1000, max_per_image=300)
+    cfg = detection_config(data_dir, tmp_path, top_k=200, num_dets=1000, max_per_image=300)
     db = load_db(cfg, "val")
     assert db.object_counts().max() == 160 if dense else db.object_counts().min() >= 8
     metrics = run_test(perfect_network(db.records, cfg), cfg, db, "cpu", str(tmp_path / "out"))
@@ -396,7 +200,7 @@ def test_a_perfect_network_scores_ap_1_on_synthetic_pages(tmp_path, synthetic_di
 
 
 def test_the_flipped_half_gives_the_same_boxes_as_the_unflipped(tmp_path, pages_dir):
-    plain_cfg = make_cfg(pages_dir, tmp_path, test_flip=False)
+    plain_cfg = detection_config(pages_dir, tmp_path, test_flip=False)
     db, plain = _test(plain_cfg, perfect_network(load_db(plain_cfg, "val").records, plain_cfg),
                       tmp_path / "plain")
 
@@ -405,7 +209,7 @@ def test_the_flipped_half_gives_the_same_boxes_as_the_unflipped(tmp_path, pages_
         return perfect_maps(record, scale, CATEGORIES, flipped) if flipped else \
             blank_maps(record, scale, flipped)
 
-    flip_cfg = make_cfg(pages_dir, tmp_path, test_flip=True)
+    flip_cfg = detection_config(pages_dir, tmp_path, test_flip=True)
     _, mirrored = _test(flip_cfg, FakeNetwork(db.records, flip_cfg, mirrored_only),
                         tmp_path / "mirrored")
     for image_id, expected in plain.detections.items():
@@ -417,13 +221,13 @@ def test_the_flipped_half_gives_the_same_boxes_as_the_unflipped(tmp_path, pages_
 
 @pytest.mark.parametrize("scales", [[0.5], [0.5, 0.75], [1, 1.5]])
 def test_test_scales_without_or_beside_1_keep_full_ap(tmp_path, pages_dir, scales):
-    cfg = make_cfg(pages_dir, tmp_path, test_scales=scales)
+    cfg = detection_config(pages_dir, tmp_path, test_scales=scales)
     db, run = _test(cfg, perfect_network(load_db(cfg, "val").records, cfg), tmp_path)
     assert run.metrics["AP"] >= 0.99, run.metrics
 
 
 def test_centres_of_one_scale_confirm_the_boxes_of_another(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path, test_scales=[0.5, 0.75])
+    cfg = detection_config(pages_dir, tmp_path, test_scales=[0.5, 0.75])
 
     def split_evidence(record, scale, flipped):  # corners at 0.5 only, centres at 0.75 only
         return perfect_maps(record, scale, CATEGORIES, flipped, corners=scale == 0.5,
@@ -436,7 +240,7 @@ def test_centres_of_one_scale_confirm_the_boxes_of_another(tmp_path, pages_dir):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_on_the_gpu_the_boxes_equal_the_cpu_boxes(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path, test_scales=[0.75, 1])
+    cfg = detection_config(pages_dir, tmp_path, test_scales=[0.75, 1])
     records = load_db(cfg, "val").records
     _, on_cpu = _test(cfg, perfect_network(records, cfg), tmp_path / "cpu")
     db = load_db(cfg, "val")
@@ -451,7 +255,7 @@ def test_on_the_gpu_the_boxes_equal_the_cpu_boxes(tmp_path, pages_dir):
 
 
 def test_a_network_that_finds_nothing_gives_zeros_and_a_warning(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path)
+    cfg = detection_config(pages_dir, tmp_path)
     db = load_db(cfg, "val")
     with pytest.warns(DetectionWarning, match="no detections"):
         run = detect_split(FakeNetwork(db.records, cfg, blank_maps), cfg, db, "cpu",
@@ -466,13 +270,13 @@ def test_a_network_that_finds_nothing_gives_zeros_and_a_warning(tmp_path, pages_
 
 
 def test_a_split_without_annotations_writes_results_only(tmp_path):
-    data_dir = _write_pages(str(tmp_path / "data"), PAGES[:2], split="test", with_boxes=False)
-    cfg = make_cfg(data_dir, tmp_path)
+    data_dir = write_pages(str(tmp_path / "data"), PAGES[:2], split="test", with_boxes=False)
+    cfg = detection_config(data_dir, tmp_path)
     db = load_db(cfg, "test")
     assert not db.has_annotations
     out_dir = tmp_path / "out"
     # a network finding the planted boxes of the annotated copy of these pages
-    annotated = load_db(make_cfg(_write_pages(str(tmp_path / "annotated"), PAGES[:2]), tmp_path),
+    annotated = load_db(detection_config(write_pages(str(tmp_path / "annotated"), PAGES[:2]), tmp_path),
                         "val")
     net = FakeNetwork(annotated.records, cfg, lambda r, s, f: perfect_maps(r, s, CATEGORIES, f))
     metrics = run_test(net, cfg, db, "cpu", str(out_dir))
@@ -484,20 +288,20 @@ def test_a_split_without_annotations_writes_results_only(tmp_path):
 
 
 def test_pages_denser_than_top_k_are_named_once(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path, top_k=4, num_dets=16)
+    cfg = detection_config(pages_dir, tmp_path, top_k=4, num_dets=16)
     db = load_db(cfg, "val")
     with pytest.warns(DetectionWarning, match=r"6 objects but db.top_k is 4") as caught:
         detect_split(perfect_network(db.records, cfg), cfg, db, "cpu", str(tmp_path / "out"))
     assert len([w for w in caught if issubclass(w.category, DetectionWarning)]) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error", DetectionWarning)
-        enough = make_cfg(pages_dir, tmp_path, top_k=6, num_dets=36)
+        enough = detection_config(pages_dir, tmp_path, top_k=6, num_dets=36)
         detect_split(perfect_network(db.records, enough), enough, db, "cpu", str(tmp_path / "o2"))
 
 
 @pytest.mark.parametrize("merge_bbox", [True, False])
 def test_the_config_selects_the_suppression(tmp_path, pages_dir, monkeypatch, merge_bbox):
-    cfg = make_cfg(pages_dir, tmp_path, merge_bbox=merge_bbox, nms_algorithm="linear_soft_nms",
+    cfg = detection_config(pages_dir, tmp_path, merge_bbox=merge_bbox, nms_algorithm="linear_soft_nms",
                    nms_threshold=0.3, weight_exp=7, test_flip=False)
     calls = []
     for name in ("soft_nms", "soft_nms_merge"):
@@ -517,7 +321,7 @@ def test_the_config_selects_the_suppression(tmp_path, pages_dir, monkeypatch, me
 
 
 def test_max_per_image_keeps_the_best_of_all_classes(tmp_path, pages_dir):
-    cfg = make_cfg(pages_dir, tmp_path, max_per_image=3)
+    cfg = detection_config(pages_dir, tmp_path, max_per_image=3)
     db, run = _test(cfg, perfect_network(load_db(cfg, "val").records, cfg), tmp_path)
     for detections in run.detections.values():
         assert len(detections) == 3
@@ -680,30 +484,6 @@ def test_a_place_reported_under_several_categories_is_drawn_once():
 # ----------------------------------------------------------------------------
 # test.py and demo.py end to end, on a snapshot of the tiny network
 # ----------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def snapshot_config(tmp_path_factory, pages_dir):
-    """A config file extending CenterNet-tiny and a random-weight snapshot of it."""
-    from models import build_network
-    from nnet.checkpoints import snapshot_path
-    from nnet.snapshot import save_snapshot
-
-    folder = tmp_path_factory.mktemp("snapshot")
-    config = {"base": "CenterNet-tiny",
-              "system": {"data_dir": pages_dir, "cache_dir": str(folder / "cache"),
-                         "result_dir": str(folder / "results")},
-              "db": {"top_k": 20, "num_dets": 100, "vis_threshold": 0.0}}
-    path = folder / "Tiny-Test.json"
-    path.write_text(json.dumps(config), encoding="utf-8")
-    cfg = load_config(str(path))
-    torch.manual_seed(0)
-    net = build_network(cfg)
-    os.makedirs(cfg.snapshot_dir, exist_ok=True)
-    save_snapshot(snapshot_path(cfg, 7), {
-        "network": net.state_dict(), "optimizer": {}, "scaler": None, "iteration": 7,
-        "rng": {}, "config": cfg.to_dict(), "metrics": {}})
-    return cfg
-
 
 def _run(script, *args):
     return subprocess.run([sys.executable, os.path.join(PROJECT_ROOT, script), *args],

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -32,59 +31,15 @@ from config import load_config
 from nnet.checkpoints import available_iterations, best_snapshot_path, snapshot_path
 from nnet.py_factory import NetworkFactory
 from nnet.snapshot import load_snapshot, save_snapshot
+from tests.conftest import draw_split, run_train, training_config, write_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CATEGORIES = 6
-
-
-def draw_split(folder, split, pages, objects=4, seed=0):
-    """Pages of coloured rectangles (one per object) and their ks file."""
-    rng = np.random.default_rng([seed, len(split)])
-    lines = []
-    for i in range(pages):
-        image = np.full((90, 100, 3), 235, np.uint8)
-        boxes = []
-        for _ in range(objects):
-            x, y = int(rng.integers(0, 70)), int(rng.integers(0, 65))
-            w, h = int(rng.integers(10, 30)), int(rng.integers(8, 25))
-            x2, y2 = min(x + w, 100), min(y + h, 90)
-            c = int(rng.integers(0, CATEGORIES))
-            cv2.rectangle(image, (x, y), (x2 - 1, y2 - 1), (40 * c, 90, 220 - 35 * c), -1)
-            boxes.append(f"{x},{y},{x2},{y2},{c}")
-        name = f"{split}_{i}.png"
-        cv2.imwrite(os.path.join(folder, name), image)
-        lines.append(" ".join([name] + boxes))
-    with open(os.path.join(folder, f"ks_{split}.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")
 def pages(tiny_ks_dir):
     """The session's small synthetic 口算 set (tests/conftest.py)."""
     return tiny_ks_dir
-
-
-def write_config(folder, data_dir, name="tiny", system=None, db=None):
-    """A config file extending CenterNet-tiny; its snapshots go under `folder`."""
-    settings = {
-        "system": {"data_dir": data_dir, "cache_dir": os.path.join(str(folder), "cache"),
-                   "result_dir": os.path.join(str(folder), "results"),
-                   "batch_size": 2, "max_iter": 4, "snapshot": 2, "val_iter": 2,
-                   "val_ap_iter": 0, "workers": 0, "warmup_iter": 3, "stepsize": 3},
-        "db": {"input_size": 63, "output_sizes": [[16, 16]], "border": 16, "rand_flip": True,
-               "max_tag_len": 32, "top_k": 20, "num_dets": 100},
-    }
-    settings["system"].update(system or {})
-    settings["db"].update(db or {})
-    os.makedirs(str(folder), exist_ok=True)
-    path = os.path.join(str(folder), f"{name}.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({"base": "CenterNet-tiny", **settings}, f)
-    return path
-
-
-def run_train(config, *args):
-    return train.main([config, "--device", "cpu", "--workers", "0", *args])
 
 
 def read_log(cfg):
@@ -294,17 +249,8 @@ def test_batch_that_does_not_split_across_processes(tmp_path, pages):
 # the factory
 # ----------------------------------------------------------------------
 
-def tiny_cfg(pages, **system):
-    settings = {"data_dir": pages, "batch_size": 2, "warmup_iter": 4, "stepsize": 10,
-                "decay_rate": 10, "learning_rate": 0.001}
-    settings.update(system)
-    return load_config("CenterNet-tiny", overrides={
-        "system": settings, "db": {"input_size": 63, "output_sizes": [[16, 16]], "border": 16,
-                                   "max_tag_len": 32}})
-
-
 def test_learning_rate_schedule(pages):
-    factory = NetworkFactory(tiny_cfg(pages), torch.device("cpu"))
+    factory = NetworkFactory(training_config(pages), torch.device("cpu"))
     rates = [factory.learning_rate(done) for done in (0, 1, 3, 4, 9, 10, 19, 20)]
     np.testing.assert_allclose(rates, [0.00025, 0.0005, 0.001, 0.001, 0.001, 0.0001, 0.0001,
                                        0.00001])
@@ -317,7 +263,7 @@ def one_batch(cfg):
 
 
 def test_bf16_step_on_cpu_and_fp16_needs_cuda(pages):
-    cfg = tiny_cfg(pages, precision="bf16")
+    cfg = training_config(pages, precision="bf16")
     factory = NetworkFactory(cfg, torch.device("cpu"))
     before = next(factory.network.parameters()).detach().clone()
     losses = factory.train_step(one_batch(cfg))
@@ -336,7 +282,7 @@ def test_amp_training_on_cuda(tmp_path, pages):
 
 
 def test_pretrained_weights_of_another_category_count(tmp_path, pages):
-    six = NetworkFactory(tiny_cfg(pages, seed=1), torch.device("cpu"))
+    six = NetworkFactory(training_config(pages, seed=1), torch.device("cpu"))
     save_snapshot(tmp_path / "six.pkl", six.state_dict())
     three = load_config("CenterNet-tiny", overrides={
         "system": {"data_dir": pages, "pretrain": str(tmp_path / "six.pkl")},
