@@ -28,9 +28,11 @@ everything from its snapshot.
 Under torchrun, system.batch_size is the global batch, split evenly across
 the processes; rank 0 alone logs, shows progress and writes snapshots.
 
-Before the first step the memory a step needs on the chosen device is
-estimated (nnet/memory.py) and compared with what the machine has; a step
-that cannot fit stops the run there, saying what to change.
+The loop's periodic work (log, validation, snapshots) and resuming are
+nnet/engine.py's. Before the first step the memory a step needs on the
+chosen device is estimated (nnet/memory.py) and compared with what the
+machine has; a step that cannot fit stops the run there, saying what to
+change.
 
 Exit status (exit_codes.py): 0 done; 1 stopped because the loss or the
 weights became NaN or infinite, or a step ran out of memory (no snapshot
@@ -49,21 +51,27 @@ import time
 from tqdm import tqdm
 
 from config import SCHEMA, ConfigError, load_config, parse_assignments
-from exit_codes import DONE, PROBLEMS, REFUSED
 from db import AnnotationError, ImageReadError, load_db
+from exit_codes import DONE, PROBLEMS, REFUSED
 from nnet import distributed
-from nnet.checkpoints import best_snapshot_path, find_snapshot, read_snapshot, snapshot_path
 from nnet.device import PRECISION_SETTINGS, choose_device, precision_for
-from nnet.memory import (NotEnoughMemoryError, StepOutOfMemoryError, check_step_fits,
-                         is_out_of_memory, step_out_of_memory)
-from nnet.py_factory import LOSS_NAMES, NetworkFactory, NonFiniteLossError
-from nnet.snapshot import SnapshotError, save_snapshot
-from sample.dataset import (TrainingExamples, ValidationExamples, print_note, training_loader,
-                            validation_loader, workers_that_fit)
-
-
-class NonFiniteWeightsError(RuntimeError):
-    """The weights became NaN or infinite."""
+from nnet.engine import NonFiniteWeightsError, PeriodicWork, restore
+from nnet.memory import (
+    NotEnoughMemoryError,
+    StepOutOfMemoryError,
+    check_step_fits,
+    is_out_of_memory,
+    step_out_of_memory,
+)
+from nnet.py_factory import NetworkFactory, NonFiniteLossError
+from nnet.snapshot import SnapshotError
+from sample.dataset import (
+    TrainingExamples,
+    ValidationExamples,
+    print_note,
+    training_loader,
+    workers_that_fit,
+)
 
 
 def parse_args(argv=None):
@@ -183,7 +191,7 @@ def train(cfg, args, context: distributed.Context) -> None:
     if cfg.overrides:
         say("over the config file: " + ", ".join(f"{key}={json.dumps(value)}"
                                                  for key, value in cfg.overrides.items()))
-    last_snapshot = _restore(factory, cfg, args, say)
+    last_snapshot = restore(factory, cfg, args.start_iter, say)
 
     requested = system.workers if args.workers is None else args.workers
     per_process_batch = system.batch_size // context.world_size
@@ -230,164 +238,6 @@ def train(cfg, args, context: distributed.Context) -> None:
             break
     progress.close()
     periodic.finish()
-
-
-def _restore(factory, cfg, args, say) -> str | None:
-    """Resume (--iter) or start from system.pretrain; the snapshot resumed from."""
-    if args.start_iter is not None:
-        path = find_snapshot(cfg, args.start_iter).path
-        state = read_snapshot(path)
-        factory.load_state_dict(state, source=path)
-        changed = _changed_settings(state.get("config") or {}, cfg.to_dict())
-        say(f"resuming from {path} (iteration {factory.iteration})"
-            + (f"; settings changed since: {', '.join(changed)}" if changed else ""))
-        return path
-    if cfg.system.pretrain:
-        skipped = factory.load_pretrained(cfg.system.pretrain)
-        say(f"starting from {cfg.system.pretrain}"
-            + (f"; kept the initial values of {len(skipped)} tensors that do not fit: "
-               f"{', '.join(skipped)}" if skipped else ""))
-    return None
-
-
-def _changed_settings(old: dict, new: dict) -> list[str]:
-    return [f"{section}.{key}" for section in new for key in new[section]
-            if old.get(section, {}).get(key, new[section][key]) != new[section][key]]
-
-
-class PeriodicWork:
-    """What happens every N iterations, apart from the step itself: log,
-    progress, validation loss, validation AP (best snapshot), snapshots."""
-
-    def __init__(self, cfg, factory, context, val_set, workers, last_snapshot, resumed):
-        self.cfg, self.factory, self.context = cfg, factory, context
-        self.val_set, self.workers = val_set, workers
-        self.last_snapshot = last_snapshot
-        self.best_ap = _best_ap(cfg) if resumed else None
-        self.log = (JsonLog(os.path.join(cfg.snapshot_dir, "log.jsonl"),
-                            resume_at=factory.iteration if resumed else None)
-                    if context.is_main else None)
-
-    def after_step(self, iteration, losses, seconds, waited, progress, last=False):
-        system = self.cfg.system
-        entry = {"iteration": iteration, **losses,
-                 "images_per_s": system.batch_size / seconds, "step_s": seconds,
-                 "data_wait_s": waited, "time": time.time()}
-        if self.val_set is not None and system.val_iter and iteration % system.val_iter == 0:
-            entry.update(self.validation_loss())
-        if self.val_set is not None and system.val_ap_iter and iteration % system.val_ap_iter == 0:
-            entry.update(self.validation_ap(iteration))
-        if self.context.is_main:
-            self.log.write(entry)
-            progress.set_postfix({name: f"{losses[name]:.3f}" for name in LOSS_NAMES}
-                                 | {"lr": f"{losses['lr']:.2e}",
-                                    "img/s": f"{entry['images_per_s']:.1f}"}, refresh=False)
-            progress.update(1)
-        if iteration % system.snapshot == 0 or iteration == system.max_iter or last:
-            self.save(snapshot_path(self.cfg, iteration), entry)
-
-    def validation_loss(self) -> dict:
-        loader = validation_loader(self.val_set, self.context.rank, self.context.world_size,
-                                   self.workers, self.context.device.type == "cuda")
-        losses = self.factory.validation_loss(loader)
-        return {f"val_{name}": value for name, value in losses.items()}
-
-    def validation_ap(self, iteration) -> dict:
-        metrics = {}
-        if self.context.is_main:
-            from test.run import run_test
-            out_dir = os.path.join(self.cfg.result_dir, f"val_{iteration}")
-            metrics = run_test(self.factory.network, self.cfg, self.val_set.db, self.context.device,
-                               out_dir, max_images=self.cfg.system.val_ap_images) or {}
-            metrics = {f"val_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
-            ap = metrics.get("val_AP")
-            # -1: no ground truth on those pages, AP undefined (test/evaluate.py)
-            if ap is not None and ap >= 0 and (self.best_ap is None or ap > self.best_ap):
-                self.best_ap = ap
-                self.save(best_snapshot_path(self.cfg), {"iteration": iteration, **metrics},
-                          quiet=True)
-                tqdm.write(f"iteration {iteration}: best validation AP so far, {ap:.4f}")
-        distributed.barrier(self.context)
-        return metrics
-
-    def save(self, path, metrics, quiet=False):
-        # checked on every rank (the weights are the same), so all stop together
-        if not self.factory.weights_are_finite():
-            error = NonFiniteWeightsError(
-                f"the weights became non-finite by iteration {self.factory.iteration} "
-                f"({os.path.basename(path)} not written)")
-            error.hint = self.last_good()
-            raise error
-        if self.context.is_main:
-            save_snapshot(path, self.factory.state_dict(metrics))
-            if not quiet:
-                self.last_snapshot = path
-
-    def last_good(self) -> str:
-        if self.last_snapshot:
-            return (f"The last good snapshot is {self.last_snapshot}: resume from it with --iter, "
-                    f"perhaps with a lower system.learning_rate.")
-        return "No snapshot of this run was written yet."
-
-    def finish(self):
-        digests = distributed.parameter_digests(self.factory.network, self.context)
-        if len(set(digests)) > 1:
-            raise RuntimeError(f"the processes ended with different weights: {digests}")
-        if self.context.is_main:
-            self.log.write({"iteration": self.factory.iteration, "event": "finished",
-                            "parameter_digests": digests, "time": time.time()})
-            self.log.close()
-            tqdm.write(f"done: {self.last_snapshot}")
-            self.plot_curves()
-
-    def plot_curves(self):
-        """training_curves.png beside the log (nnet/plot.py); the snapshots are
-        already written, so a picture that cannot be drawn only gets a note."""
-        from nnet.plot import plot_log
-        log_path = os.path.join(self.cfg.snapshot_dir, "log.jsonl")
-        try:
-            tqdm.write(f"curves: {plot_log(log_path)}")
-        except (ImportError, OSError, ValueError) as e:
-            tqdm.write(f"curves not drawn ({e}); draw them with `python -m nnet.plot {log_path}`")
-
-
-def _best_ap(cfg):
-    path = best_snapshot_path(cfg)
-    if not os.path.isfile(path):
-        return None
-    return read_snapshot(path).get("metrics", {}).get("val_AP")
-
-
-class JsonLog:
-    """log.jsonl: one JSON object a line, flushed as written.
-
-    A fresh run starts a new file; a run resumed at iteration k keeps the
-    lines up to k (rewritten atomically) and drops the rest."""
-
-    def __init__(self, path: str, resume_at: int | None):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        kept = []
-        if resume_at is not None and os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        entry = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a line cut short when the earlier run was killed
-                    if entry.get("iteration", 0) <= resume_at:
-                        kept.append(line if line.endswith("\n") else line + "\n")
-        temporary = path + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as f:
-            f.writelines(kept)
-        os.replace(temporary, path)
-        self.file = open(path, "a", encoding="utf-8")
-
-    def write(self, entry: dict) -> None:
-        self.file.write(json.dumps(entry) + "\n")
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
 
 
 if __name__ == "__main__":
