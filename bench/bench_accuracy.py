@@ -33,8 +33,6 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 import cv2
 import numpy as np
 import torch
@@ -47,6 +45,8 @@ from sample.dataset import TrainingExamples
 from sample.kp_detection import augmented_input
 from test.evaluate import coco_results, evaluate
 from test.run import detect_split
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DENSE = 100  # pages with more problems than this count as dense
 

@@ -20,12 +20,8 @@ boxes are found but their categories are wrong: the lever is classification
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import warnings
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import torch
 

@@ -37,13 +37,10 @@ import glob
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np
 import torch
@@ -51,6 +48,8 @@ import torch
 from bench.timing import median_seconds
 from config import load_config
 from nnet.device import PRECISIONS, DeviceError, choose_device, choose_precision
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # --quick: every stage at toy sizes, so that the whole script runs on a CPU
 # in well under a minute (the hourglass of CenterNet-52 needs inputs of 127
@@ -133,7 +132,7 @@ def inference(config, precision, device, images_per_call, warmup, steps, quick) 
     timer.seconds = {name: 0.0 for name in timer.seconds}
     total = timed_ms(run, device, 0, steps) / images_per_call
     network = 1000 * timer.seconds["network"] / (steps * images_per_call)
-    del net
+    net = None  # free its memory before emptying the cache (run() holds it too)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return {"ms_per_image": total, "network_ms_per_image": network}
@@ -150,7 +149,7 @@ def training(config, precision, device, batch, warmup, steps, quick) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     ms = timed_ms(lambda: factory.train_step(data), device, warmup, steps)
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
-    del factory
+    factory = None  # free its memory before emptying the cache
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return {"step_ms": ms, "peak_gib": peak}
@@ -166,8 +165,8 @@ def run_command(command, log) -> None:
 
 def tiny_training(device, minutes, data_dir, workers, quick, log) -> dict:
     """CenterNet-tiny trained for about `minutes` on `device`, and its val AP."""
-    from nnet.py_factory import NetworkFactory
     from db import load_db
+    from nnet.py_factory import NetworkFactory
     from sample.dataset import TrainingExamples, training_loader
 
     scratch = tempfile.mkdtemp(prefix="bench_gpu_tiny_")

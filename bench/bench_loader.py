@@ -25,10 +25,10 @@ import statistics
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 from bench.report import markdown_table, write_section
 from config import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CONFIG = "CenterNet-tiny"
 GENERATED_PAGES = {"train": 64, "val": 4, "test": 4}

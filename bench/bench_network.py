@@ -19,12 +19,8 @@ import json
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
-import time
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np
 import torch
@@ -35,6 +31,8 @@ from config import load_config
 from models import build_network
 from models.py_utils import BottomPool, LeftPool, RightPool, TopPool
 from models.py_utils.corner_pool import default_method, directional_max
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 POOL_SHAPE = (4, 128, 128, 128)
 POOLS = {TopPool: (2, True), BottomPool: (2, False), LeftPool: (3, True), RightPool: (3, False)}

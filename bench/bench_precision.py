@@ -21,12 +21,6 @@ so BENCHMARKS.md holds one per machine measured.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import sys
-import time
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import torch
 

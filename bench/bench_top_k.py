@@ -12,12 +12,8 @@ Writes the "top_k-<config>" section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import warnings
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import torch
 

@@ -40,8 +40,8 @@ from models import build_network
 from models.py_utils.kp import LOSS_TERMS, AELoss
 
 from . import distributed
-from .device import autocast, choose_precision, precision_for
 from .checkpoints import load_weights
+from .device import autocast, choose_precision, precision_for
 from .snapshot import load_network_weights
 
 # size and class are 0 for a network without those heads

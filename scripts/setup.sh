@@ -21,6 +21,8 @@ if ! $VPY -c "import torch, torchvision" 2>/dev/null; then
     $VPY -m pip install --quiet $TORCH_SPEC
 fi
 $VPY -m pip install --quiet -r requirements.txt
+# The linter .ci/run runs before the tests (`ruff check`, settings in pyproject.toml).
+$VPY -m pip install --quiet "ruff>=0.6"
 # Optional extra: ONNX export (export.py) and demo.py --onnx; their tests
 # are skipped where it cannot be installed.
 $VPY -m pip install --quiet -r requirements-onnx.txt \

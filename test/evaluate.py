@@ -35,6 +35,7 @@ import numpy as np
 
 from .pr_curves import pr_curves
 
+
 class DetectionWarning(UserWarning):
     """Something about a test run the user should know: no detections at all,
     pages denser than db.top_k."""

@@ -23,8 +23,8 @@ from PIL import Image
 
 from config import load_config
 from db import AnnotationError, ImageReadError, ImageRecord, image_size, load_db, read_image
-from tests.conftest import write_image
 from db.ks import format_ks_line, inspect_ks_file, ks_image_paths, load_ks, parse_ks_line
+from tests.conftest import write_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATEGORIES = 6

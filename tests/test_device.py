@@ -17,8 +17,15 @@ import torch
 
 import nnet.device as device_module
 from config import SCHEMA, load_config
-from nnet.device import (PRECISION_SETTINGS, DeviceError, autocast, choose_device,
-                         choose_precision, native_bf16, precision_for)
+from nnet.device import (
+    PRECISION_SETTINGS,
+    DeviceError,
+    autocast,
+    choose_device,
+    choose_precision,
+    native_bf16,
+    precision_for,
+)
 
 
 @pytest.fixture

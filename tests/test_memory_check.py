@@ -5,7 +5,6 @@ no test runs anything out of memory."""
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 

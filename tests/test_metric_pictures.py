@@ -14,8 +14,15 @@ from db import load_db
 from nnet import plot
 from test.confusion import confusion_matrix, format_confusion_matrix, match_image
 from test.run import detect_split
-from tests.conftest import (CATEGORIES, FakeNetwork, perfect_maps, perfect_network, run_train,
-                            detection_config, write_config)
+from tests.conftest import (
+    CATEGORIES,
+    FakeNetwork,
+    detection_config,
+    perfect_maps,
+    perfect_network,
+    run_train,
+    write_config,
+)
 
 
 def _picture(path):

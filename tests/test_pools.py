@@ -35,7 +35,6 @@ def original_backward(x, grad_out, dim, from_end):
     """Gradient of the original C++ extension: scanning from the window's far
     end, the argmax moves only on a strictly greater value, and each output's
     gradient goes whole to its argmax."""
-    grad = torch.zeros_like(x)
     n = x.size(dim)
     x_m = x.movedim(dim, -1).reshape(-1, n)
     g_m = grad_out.movedim(dim, -1).reshape(-1, n)

@@ -16,14 +16,26 @@ import torch
 
 from config import load_config
 from db.records import ImageRecord
-from sample import kp_detection
 from sample import dataset as dataset_module
-from sample.dataset import (GlobalBatchShards, TooManyObjectsError, TrainingExamples,
-                            ValidationExamples, training_loader, validation_shard_batches,
-                            workers_that_fit)
+from sample import kp_detection
+from sample.dataset import (
+    GlobalBatchShards,
+    TooManyObjectsError,
+    TrainingExamples,
+    ValidationExamples,
+    training_loader,
+    validation_shard_batches,
+    workers_that_fit,
+)
 from sample.utils import gaussian_radius
-from tests.conftest import (CATEGORIES, SAMPLER_INPUT, SAMPLER_OUTPUT, drawn_db, noise_picture,
-                            sampler_config)
+from tests.conftest import (
+    CATEGORIES,
+    SAMPLER_INPUT,
+    SAMPLER_OUTPUT,
+    drawn_db,
+    noise_picture,
+    sampler_config,
+)
 
 INPUT, OUTPUT = SAMPLER_INPUT, SAMPLER_OUTPUT
 # Box corners chosen off the heatmap grid (x * 32 / 127 is never an integer

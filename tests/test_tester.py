@@ -18,12 +18,27 @@ from config import PROJECT_ROOT, load_config
 from db import load_db
 from test import merge as merge_module
 from test.center_check import center_check
-from test.evaluate import (coco_results, evaluate, format_metrics, max_dets_for, run_cocoeval,
-                           summarize)
+from test.evaluate import (
+    coco_results,
+    evaluate,
+    format_metrics,
+    max_dets_for,
+    run_cocoeval,
+    summarize,
+)
 from test.kp_detection import batch_inputs, prepare_image
 from test.run import DetectionWarning, detect_split, run_test
-from tests.conftest import (CATEGORIES, PAGES, FakeNetwork, blank_maps, input_geometry,
-                            perfect_maps, perfect_network, detection_config, write_pages)
+from tests.conftest import (
+    CATEGORIES,
+    PAGES,
+    FakeNetwork,
+    blank_maps,
+    detection_config,
+    input_geometry,
+    perfect_maps,
+    perfect_network,
+    write_pages,
+)
 
 
 def _test(cfg, net, tmp_path, split="val"):
