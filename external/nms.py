@@ -17,8 +17,7 @@ The rules, shared by the compiled module (external/_cpu_nms.pyx) and the numpy
 fallback (external/nms_numpy.py):
 - Boxes in play start as every box with score >= threshold. Repeatedly the box in
   play with the highest current score is kept, with that score; among equal scores
-  the earliest row of the input wins (the original code's "first maximum in the
-  current order", with an order that no longer depends on swaps).
+  the earliest row of the input wins.
 - Every other box in play is decayed by a weight of its IoU with the kept box, then
   leaves play if its score fell below threshold. IoU uses inclusive pixel
   coordinates (width x2 - x1 + 1), and boxes that do not overlap have IoU 0.
@@ -32,11 +31,7 @@ fallback (external/nms_numpy.py):
   unmerged coordinates. If those corner scores sum to 0 the box keeps its coordinates.
 - Arithmetic is float64; the result has the input's float dtype (float32 otherwise).
 
-Where this differs from the original on purpose: it swapped only columns 0-4 while
-sorting (mixing the other columns of different boxes), discarded low scores only for
-boxes that overlapped a kept box, and returned keep indices that its callers ignored
-(so discarded boxes survived as duplicates). Here rows stay whole, every box below
-threshold is discarded, and only kept rows come back.
+How these rules differ from the original's nms.pyx: docs/differences-from-the-original.md.
 """
 import math
 import numbers

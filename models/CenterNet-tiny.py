@@ -3,12 +3,11 @@ center pooling, the same heads and losses) with few channels and levels, to
 train on a couple of CPU cores. Not a network of the paper: a scaled-down
 CenterNet-52 (Duan et al., ICCV 2019), 1.86M parameters at 6 categories.
 
-Sized by measurement: a training step (forward, loss, backward) of batch 8 at
-383 x 383 took 1.47 s on 2 quiet Xeon threads, where widths 48 (cnv 48, pool
-24) took 2.8 s and 64 (cnv 64, pool 32) 5.0 s. Most of the work is at the
-heatmaps' resolution (the eight 3x3 heads and the pooling modules), so the
-full-resolution widths (dims[0], cnv_dim, pool_dim) set the cost; the lower
-levels are cheap and keep more channels."""
+Sized by measurement (its training step's time: BENCHMARKS.md, "network"):
+most of the work is at the heatmaps' resolution (the eight 3x3 heads and the
+pooling modules), so the full-resolution widths (dims[0], cnv_dim,
+pool_dim) set the cost and stay narrow; the lower levels are cheap and keep
+more channels."""
 
 from .py_utils import kp
 

@@ -19,9 +19,9 @@ fp16 = autocast to float16 with a grad scaler (CUDA only; refused on a CPU).
 The loss is always computed in float32.
 
 Validation loss runs the bare network in eval mode (BatchNorm with its
-running statistics, as at test time) under no_grad; the original ran it in
-train mode, where every validation batch normalises with its own statistics
-and the figure depends on the batch.
+running statistics, as at test time) under no_grad, so the figure does not
+depend on how the validation images are batched (the original's did:
+docs/differences-from-the-original.md).
 
 A loss that is NaN or infinite stops training before the optimizer step
 (`NonFiniteLossError`), so the weights are never updated from it.

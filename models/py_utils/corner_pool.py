@@ -10,17 +10,16 @@ Each pool is a running maximum along one spatial axis of a (B, C, H, W) map:
     RightPool   out[..., h, w] = max over w' <= w of x[..., h, w']
 
 Two exact methods in one custom autograd function, picked by device
-(measurements in BENCHMARKS.md "network" and in `default_method`):
+(`default_method`):
 - "slices" (CPU): a scan of one slice per row or column,
-  `out[i] = max(x[i], out[i - 1])`, into one preallocated output. On
-  (4, 128, 128, 128) float32 with 2 CPU threads, fwd+bwd took 35-120 ms
-  against 105-490 ms for flip + torch.cummax and about 1 s for a log-step
-  doubling scan built from torch.maximum; it saves only a bool mask for
-  backward where cummax keeps an int64 index per element. A slice across the
-  innermost memory axis (W of an NCHW tensor) would gather elements one by
-  one, so such a tensor is scanned through a copy in which that axis is not
-  innermost, and the result keeps that layout (no copy back); channels-last
-  tensors are scanned in place.
+  `out[i] = max(x[i], out[i - 1])`, into one preallocated output: on a CPU
+  faster than flip + torch.cummax (BENCHMARKS.md, "network") and than a
+  log-step doubling scan built from torch.maximum, and it saves only a bool
+  mask for backward where cummax keeps an int64 index per element. A slice
+  across the innermost memory axis (W of an NCHW tensor) would gather
+  elements one by one, so such a tensor is scanned through a copy in which
+  that axis is not innermost, and the result keeps that layout (no copy
+  back); channels-last tensors are scanned in place.
 - "whole" (GPU): torch.cummax over the whole tensor forward, and backward
   as one cummin/cummax of positions and one scatter_add, a dozen kernels
   instead of the hundreds of tiny launches of a slice loop.
@@ -33,20 +32,20 @@ out[..., h, w] = max over h <= h' <= h + window. It is a different operator
 
 Backward sends each output's gradient whole to the one input that holds its
 maximum. Where several inputs tie for the maximum it picks the one farthest
-from the output, exactly as the original CUDA/C++ extension does (its scan
-only moves the argmax on a strictly greater value). Both methods encode this
+from the output, as the original CUDA/C++ extension does
+(docs/differences-from-the-original.md). Both methods encode this
 with one mask: input i takes the gradients of the outputs between it and the
 previous such input iff x[i] is strictly greater than every input beyond it
 in its windows: for TopPool (windows h' >= h) iff x[h] > out[h + 1], for
 BottomPool iff x[h] > out[h - 1]; the last position of a window always does.
+
+Throughout, `from_end=True` is the max over positions >= i (Top, Left) and
+False over positions <= i (Bottom, Right).
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-# from_end=True: the max over positions >= i (Top, Left); False: over positions
-# <= i (Bottom, Right).
 
 
 def _scan_layout(x, dim):
@@ -157,11 +156,8 @@ _METHODS = {"slices": (_max_by_slices, _route_by_slices), "whole": (_max_whole, 
 
 def default_method(x):
     """"slices" on the CPU, where it is the fastest (module doc); "whole" on
-    GPUs, where 128 slices mean hundreds of tiny kernel launches. Measured on
-    an H100, fwd+bwd on (4, 128, 128, 128) float32: 8-12 ms by slices,
-    0.4-0.7 ms whole (flip + torch.cummax with PyTorch's autograd: 0.2-0.5 ms,
-    without the original's tie rule); a CenterNet-52 bf16 training step of
-    batch 8 went from 145 to 91 ms."""
+    GPUs, where 128 slices mean hundreds of tiny kernel launches (an order of
+    magnitude slower there, measured on an H100)."""
     return "slices" if x.device.type == "cpu" else "whole"
 
 

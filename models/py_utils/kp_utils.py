@@ -10,10 +10,8 @@ Decoding: `_decode` turns the last stack's raw maps into corner-pair boxes
 and centre keypoints (the tester then keeps boxes whose central region holds
 a centre of the same class).
 
-Where the original was wrong this file is right, and says so: `_ae_loss`
-works with bool masks and batches of one image, and an image with fewer than
-two objects adds nothing to the push loss; `_decode` clamps num_dets to
-K * K instead of failing.
+Where these differ from the original's (bugs it had), see
+docs/differences-from-the-original.md.
 """
 
 import torch
@@ -50,8 +48,8 @@ def _tranpose_and_gather_feat(feat, ind):
 # --------------------------------------------------------------------------
 
 def _sigmoid(x):
-    """Sigmoid clamped to [1e-4, 1 - 1e-4], so the focal loss's logs stay finite.
-    (The original's in-place sigmoid_ overwrote the network output.)"""
+    """Sigmoid clamped to [1e-4, 1 - 1e-4], so the focal loss's logs stay
+    finite; a new tensor, `x` is left as it is."""
     return torch.clamp(x.sigmoid(), min=1e-4, max=1 - 1e-4)
 
 
@@ -86,13 +84,10 @@ def _ae_loss(tag0, tag1, mask):
     pull = sum over objects of ((t0 - m)^2 + (t1 - m)^2) / num, m = (t0 + t1) / 2
     push = sum over ordered pairs j != k of objects of
            relu(1 - |m_j - m_k|) / (num * (num - 1))
-    with num the image's object count.
-
-    Arithmetic follows the original exactly for images of >= 2 objects (its
-    1e-4 epsilons and the diagonal j == k, whose terms nearly cancel), fixing
-    its three bugs: a bool mask gave push 0 (bool + bool never equals 2), a
-    batch of one image crashed (`.squeeze()` dropped the batch axis), and an
-    image of one object added about 1 to push (0 pairs meeting the 1e-4).
+    with num the image's object count, 1e-4 added to each denominator, and
+    the j == k diagonal summed too (its terms nearly cancel), as CornerNet
+    computes it. An image of fewer than two objects adds nothing to push; a
+    batch of one image and bool masks work like any other.
     """
     batch, slots = mask.shape
     valid = mask.bool().to(tag0.dtype)                       # (B, L)
