@@ -201,6 +201,12 @@ SYSTEM = {
     "stepsize": Key(450000, integer(1), "iterations between learning-rate decays"),
     "warmup_iter": Key(0, integer(0), "linear learning-rate warm-up over this many iterations (0: none)"),
     "max_iter": Key(480000, integer(1), "iterations to train"),
+    "time_budget": Key(None, optional(number(0, low_open=True)),
+                       "minutes of training (null: no limit): the run stops when they are used "
+                       "or at max_iter, and the learning rate drops at whichever comes first of "
+                       "stepsize iterations and the same fraction of the budget, so a slow "
+                       "machine trains fewer steps on the same schedule (train.py --time-budget "
+                       "overrides it)"),
     "snapshot": Key(5000, integer(1), "iterations between snapshots"),
     "val_iter": Key(500, integer(0), "iterations between validation losses (0: never)"),
     "val_images": Key(0, integer(0),

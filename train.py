@@ -92,8 +92,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-iter", type=int, default=None, metavar="N",
                         help="train to iteration N instead of system.max_iter")
     parser.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                        help="stop after the first iteration that ends past this many minutes "
-                             "of training (a snapshot is written there; --iter resumes it)")
+                        help="system.time_budget: stop after the first iteration that ends past "
+                             "this many minutes of training (a snapshot is written there; --iter "
+                             "resumes it), the learning-rate drops at the same fractions of it")
     parser.add_argument("--no-memory-check", action="store_true",
                         help="start even when the estimate of a step's memory says it will not "
                              "fit (nnet/memory.py)")
@@ -127,6 +128,8 @@ def main(argv=None) -> int:
         system_overrides = {}
         if args.max_iter is not None:
             system_overrides["max_iter"] = args.max_iter
+        if args.time_budget is not None:
+            system_overrides["time_budget"] = args.time_budget
         if args.amp or args.precision:
             system_overrides["precision"] = "fp16" if args.amp else args.precision
         overrides = parse_assignments(args.set)
@@ -213,16 +216,23 @@ def train(cfg, args, context: distributed.Context) -> None:
     progress = tqdm(total=system.max_iter, initial=start, disable=not context.is_main,
                     dynamic_ncols=True, desc=cfg.name)
 
-    began = tick = time.perf_counter()
-    deadline = None if args.time_budget is None else began + 60 * args.time_budget
+    budget = system.time_budget
+    if budget is not None:
+        say(f"time budget: {budget:g} min of training (stops at iteration {system.max_iter} "
+            f"if that comes first)")
+    tick = time.perf_counter()
     for iteration, batch in enumerate(loader, start + 1):
         waited = time.perf_counter() - tick
         try:
             losses = factory.train_step(batch)
             seconds = time.perf_counter() - tick
-            # every process must agree to stop at the same iteration
-            out_of_time = deadline is not None and distributed.any_true(
-                time.perf_counter() > deadline, context)
+            factory.train_seconds += seconds
+            out_of_time = False
+            if budget is not None:
+                # every process must agree on the schedule and on when to stop
+                factory.budget_used = distributed.mean(factory.train_seconds / (60 * budget),
+                                                       context)
+                out_of_time = factory.budget_used >= 1
             periodic.after_step(iteration, losses, seconds, waited, progress, last=out_of_time)
         except NonFiniteLossError as e:
             e.hint = periodic.last_good()
@@ -234,7 +244,8 @@ def train(cfg, args, context: distributed.Context) -> None:
                                      periodic.last_good()) from None
         tick = time.perf_counter()
         if out_of_time:
-            say(f"time budget of {args.time_budget:g} min used: stopped at iteration {iteration}")
+            say(f"time budget of {budget:g} min used: stopped at iteration {iteration} of "
+                f"{system.max_iter}")
             break
     progress.close()
     periodic.finish()

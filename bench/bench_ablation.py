@@ -104,7 +104,7 @@ def run_variant(name, settings, args) -> dict:
         minutes, step = logged_times(cfg)
     else:
         minutes, step = train(config_path, args)
-    net = load_trained_network(cfg, available_iterations(cfg)[-1], torch.device("cpu"))
+    net = load_trained_network(cfg, "latest", torch.device("cpu"))
     warnings.simplefilter("ignore")
     metrics, blind, timer = score(cfg, net, cfg.system.val_split, args.pages)
     row = {"variant": name, "iters": args.iters, "AP": metrics["AP"], "AP50": metrics["AP50"],

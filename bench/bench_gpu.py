@@ -62,7 +62,7 @@ QUICK_TINY_SETTINGS = ["db.input_size=63", "db.output_sizes=[[16,16]]", "db.bord
 def training_batch(cfg, batch: int, boxes_per_image: int = 40, seed: int = 0) -> dict:
     """One training batch shaped as the sampler makes it: random images, and
     the targets of random boxes from sample.kp_detection.keypoint_targets."""
-    from sample.kp_detection import keypoint_targets
+    from sample.kp_detection import boxes_to_classify, keypoint_targets
 
     rng = np.random.default_rng(seed)
     height, width = cfg.db.input_size
@@ -76,6 +76,8 @@ def training_batch(cfg, batch: int, boxes_per_image: int = 40, seed: int = 0) ->
         boxes = np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)  # (N, 4) input pixels
         classes = rng.integers(0, cfg.db.categories, count)
         example = keypoint_targets(boxes, classes, cfg)
+        if cfg.db.classes_from == "boxes":
+            example.update(boxes_to_classify(boxes, classes, cfg, rng))
         example["image"] = rng.standard_normal((3, height, width), dtype=np.float32)
         examples.append(example)
     return {name: torch.from_numpy(np.stack([e[name] for e in examples])) for name in examples[0]}

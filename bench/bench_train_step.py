@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections import defaultdict
@@ -168,6 +169,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--compare", nargs="*", default=[],
                         help="label=section.key=value;... settings timed side by side")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print the figures, leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     rows, step = profile(cfg, args.steps)
@@ -192,7 +195,8 @@ def main(argv=None):
                  f"prepared beforehand), median of {args.steps} after one warm-up, the settings "
                  "alternating in one process:\n\n"
                  + markdown_table(["setting", "ms per step", "images/s", "vs first"], compared))
-    write_section(f"train_step-{args.config}", body)
+    if not args.no_write:
+        write_section(f"train_step-{os.path.splitext(os.path.basename(args.config))[0]}", body)
 
 
 if __name__ == "__main__":

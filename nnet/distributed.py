@@ -100,6 +100,14 @@ def any_true(flag: bool, context: Context) -> bool:
     return bool(all_reduce_sum(value, context).item() > 0)
 
 
+def mean(value: float, context: Context) -> float:
+    """The mean over ranks of a number (the same on every rank)."""
+    if not context.enabled:
+        return value
+    total = torch.tensor([value], dtype=torch.float64, device=context.device)
+    return all_reduce_sum(total, context).item() / context.world_size
+
+
 def parameter_digest(module: torch.nn.Module) -> str:
     """SHA-256 of every parameter's bytes, in state order."""
     digest = hashlib.sha256()

@@ -98,6 +98,23 @@ class _Predict(nn.Module):
         return tuple(maps[name] for name in self.names)
 
 
+class _Classify(nn.Module):
+    """The box classifier (db.classes_from boxes) as a module of two inputs."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images, rois):
+        return self.net.classify(images, rois)
+
+
+def classifier_path(path: str) -> str:
+    """Where the box classifier of the model at `path` is written: beside it."""
+    stem = path[:-5] if path.endswith(".onnx") else path
+    return stem + ".classifier.onnx"
+
+
 def output_names(net, images) -> list[str]:
     """The names of net.predict's maps, in its order, from one call on `images`."""
     with torch.inference_mode():
@@ -134,8 +151,29 @@ def export_onnx(net, cfg, path: str, images: torch.Tensor, iteration=None) -> st
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     onnx.save(model, temporary)
+    if getattr(export_net, "box_classifier", None) is not None:
+        _export_classifier(export_net, classifier_path(path), images)
     os.replace(temporary, path)
     return path
+
+
+def _export_classifier(export_net, path: str, images: torch.Tensor) -> None:
+    """The box classifier as its own model: images (B, 3, H, W) and rois
+    (N, 5) in, logits (N, categories) out (RoiAlign of opset >= 16)."""
+    import onnx
+
+    rois = torch.tensor([[0, 2.0, 3.0, 40.0, 12.0], [0, 10.0, 20.0, 60.0, 30.0]])
+    temporary = path + ".tmp"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Classify(export_net), (images[:1], rois), temporary, dynamo=False,
+                          opset_version=OPSET, input_names=[INPUT_NAME, "rois"],
+                          output_names=["logits"],
+                          dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+                                        "rois": {0: "boxes"}, "logits": {0: "boxes"}},
+                          do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(temporary))
+    os.replace(temporary, path)
 
 
 def compare_with_pytorch(net, path: str, images: torch.Tensor) -> dict:
@@ -192,6 +230,22 @@ class OnnxNetwork:
                                  f"(config {metadata.get('config')}), but db.categories of "
                                  f"{cfg.name} is {cfg.db.categories}: use that config")
         self.max_cells = int(metadata.get("max_pooled_cells", MAX_POOLED_CELLS))
+        self.classifier = None
+        if cfg.db.classes_from == "boxes":
+            beside = classifier_path(path)
+            if not os.path.isfile(beside):
+                raise OnnxModelError(f"{cfg.name} names boxes with its box classifier, exported "
+                                     f"beside the model as {beside}, which is missing: export "
+                                     f"again with `python export.py {cfg.name} --testiter N`")
+            self.classifier = _session(beside, torch.device(device))
+
+    def classify(self, images: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        """The box classifier's logits (N, categories), as `net.classify`."""
+        if self.classifier is None:
+            raise ValueError(f"{self.path}: this model has no box classifier")
+        logits, = self.classifier.run(["logits"], {INPUT_NAME: images.float().cpu().numpy(),
+                                                   "rois": rois.float().cpu().numpy()})
+        return torch.from_numpy(logits).to(images.device)
 
     def predict(self, images: torch.Tensor):
         cells = max((s - 1) // 4 + 1 for s in images.shape[-2:])

@@ -9,8 +9,11 @@ snapshot needs to resume exactly (the original CenterNet's `NetworkFactory`).
     factory.load_state_dict(read_snapshot(path), path)
 
 Learning rate of the step after `it` finished iterations:
-learning_rate / decay_rate ** (it // stepsize), times (it + 1) / warmup_iter
-during the first warmup_iter steps.
+learning_rate / decay_rate ** (d // stepsize), times (it + 1) / warmup_iter
+during the first warmup_iter steps, where d = it, or with a time budget
+(system.time_budget, train.py sets `budget_used`) the larger of it and
+budget_used * max_iter: on a machine too slow to reach max_iter in the
+budget, the drops come at the same fractions of the budget instead.
 
 Precision (system.precision, or train.py --precision / --amp), chosen by
 nnet/device.py: auto (bf16 where the hardware computes it natively, else
@@ -87,6 +90,8 @@ class NetworkFactory:
         self.optimizer = _optimizer(cfg, [p for p in self.network.parameters() if p.requires_grad])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.iteration = 0  # optimizer steps done
+        self.budget_used = 0.0  # fraction of system.time_budget spent (train.py)
+        self.train_seconds = 0.0  # seconds of training so far, over resumes
 
     @property
     def num_parameters(self) -> int:
@@ -96,7 +101,8 @@ class NetworkFactory:
 
     def learning_rate(self, iterations_done: int) -> float:
         system = self.cfg.system
-        rate = system.learning_rate / system.decay_rate ** (iterations_done // system.stepsize)
+        progress = max(iterations_done, int(self.budget_used * system.max_iter))
+        rate = system.learning_rate / system.decay_rate ** (progress // system.stepsize)
         if iterations_done < system.warmup_iter:
             rate *= (iterations_done + 1) / system.warmup_iter
         return rate
@@ -184,6 +190,7 @@ class NetworkFactory:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "iteration": self.iteration,
+            "train_seconds": self.train_seconds,
             "rng": rng_state(self.device),
             "config": self.cfg.to_dict(),
             "metrics": dict(metrics or {}),
@@ -197,6 +204,7 @@ class NetworkFactory:
         if self.scaler.is_enabled() and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.iteration = int(state["iteration"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         if state.get("rng"):
             set_rng_state(state["rng"], self.device)
 

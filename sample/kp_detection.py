@@ -54,8 +54,15 @@ import math
 import cv2
 import numpy as np
 
-from .utils import (color_jitter_, crop_around, draw_gaussian, gaussian_radius,
-                    lighting_, normalize_, random_crop_window)
+from .utils import (
+    color_jitter_,
+    crop_around,
+    draw_gaussian,
+    gaussian_radius,
+    lighting_,
+    normalize_,
+    random_crop_window,
+)
 
 # CornerNet's augmentation strengths; not dataset settings.
 COLOR_VARIANCE = 0.4

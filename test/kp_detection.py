@@ -269,6 +269,9 @@ def name_boxes(net, detections: np.ndarray, scaled: ScaledInput, cfg, device) ->
     """Final boxes (N, 6) in image pixels -> (N', 6) rows named by the box
     classifier from a crop of `scaled`'s input (its unflipped image), each box
     under its db.classes_per_box likeliest categories (test/merge.py)."""
+    # the best boxes only: each becomes up to classes_per_box rows of at
+    # most max_per_image, and cropping is the costly part
+    detections = detections[:-(-cfg.db.max_per_image // cfg.db.classes_per_box)]
     if len(detections) == 0:
         return detections
     height, width = scaled.image_size
@@ -284,13 +287,3 @@ def name_boxes(net, detections: np.ndarray, scaled: ScaledInput, cfg, device) ->
         probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
     return by_class_probabilities(detections, probabilities, cfg)
 
-
-def detect_image(net, scaled_inputs: list[ScaledInput], cfg, device,
-                 timer: StageTimer | None = None) -> np.ndarray:
-    """Final detections of one prepared image (see detect_images)."""
-    return detect_images(net, [scaled_inputs], cfg, device, timer)[0]
-
-
-def detect(net, image: np.ndarray, cfg, device) -> np.ndarray:
-    """Final detections of one (H, W, 3) uint8 BGR image (see detect_images)."""
-    return detect_image(net, prepare_image(image, cfg), cfg, device)

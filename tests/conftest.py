@@ -258,16 +258,19 @@ def sampler_config(**db):
     """CenterNet-tiny at 127 px inputs (32 px maps); per-class corners unless
     asked otherwise: the original's targets."""
     settings = {"input_size": SAMPLER_INPUT, "output_sizes": [[SAMPLER_OUTPUT, SAMPLER_OUTPUT]],
-                "categories": CATEGORIES, "class_agnostic_corners": False}
+                "categories": CATEGORIES, "class_agnostic_corners": False,
+                "classes_from": "centers"}
     settings.update(db)
     return load_config("CenterNet-tiny", overrides={"db": settings}, check_data=False)
 
 
 def detection_config(data_dir, tmp_path, **db):
     """CenterNet-tiny testing the pages of `data_dir` at scale 1 with flip;
-    results under `tmp_path`."""
+    results under `tmp_path`. Class-agnostic corners named by per-class
+    centres, no size check, unless asked otherwise: what the fake networks
+    below compute (their `named_boxes` option gives the box classifier's path)."""
     settings = {"top_k": 40, "num_dets": 400, "test_flip": True, "test_scales": [1],
-                "max_per_image": 100}
+                "max_per_image": 100, "classes_from": "centers", "center_size": False}
     settings.update(db)
     return load_config("CenterNet-tiny", overrides={
         "system": {"data_dir": str(data_dir), "cache_dir": str(tmp_path / "cache"),

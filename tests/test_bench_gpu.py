@@ -23,11 +23,13 @@ def test_the_training_batch_fits_the_configs_heads(class_agnostic):
     cfg = load_config("CenterNet-tiny", check_data=False, overrides={
         "system": {"precision": "fp32", "batch_size": 2},
         "db": {"input_size": 63, "output_sizes": [[16, 16]], "border": 16, "max_tag_len": 32,
-               "class_agnostic_corners": class_agnostic}})
+               "class_agnostic_corners": class_agnostic,
+               "classes_from": "boxes" if class_agnostic else "centers"}})
     batch = training_batch(cfg, 2, boxes_per_image=10)
     corner_channels = 1 if class_agnostic else cfg.db.categories
     assert batch["tl_heatmap"].shape == (2, corner_channels, 16, 16)
-    assert batch["ct_heatmap"].shape == (2, cfg.db.categories, 16, 16)
+    centre_channels = 1 if class_agnostic else cfg.db.categories  # boxes named by the classifier
+    assert batch["ct_heatmap"].shape == (2, centre_channels, 16, 16)
     assert batch["tag_mask"].sum().item() == 20
     # the loss checks every target against the head's output by name
     losses = NetworkFactory(cfg, torch.device("cpu")).train_step(batch)

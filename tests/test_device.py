@@ -98,8 +98,8 @@ def test_a_forced_precision_is_kept_and_says_where_it_came_from(cpu_bf16):
     for name in ("fp32", "bf16"):
         assert choose_precision(name, "cpu", "--precision") == \
             device_module.Precision(name, "set by --precision")
-    cfg = load_config("CenterNet-tiny", check_data=False)
-    assert cfg.system.precision == "auto"  # the default of every shipped config
+    cfg = load_config("CenterNet-52", check_data=False)
+    assert cfg.system.precision == "auto"  # the default of the paper's configs
     assert precision_for(cfg, "cpu").name == "fp32"
 
 
@@ -107,9 +107,13 @@ def test_every_setting_is_a_valid_config_value():
     assert SCHEMA["system"]["precision"].default == "auto"
     for setting in PRECISION_SETTINGS:
         assert SCHEMA["system"]["precision"].check(setting) == setting
-    for name in ("CenterNet-52", "CenterNet-104", "CenterNet-tiny"):
+    for name in ("CenterNet-52", "CenterNet-104"):
         with open(os.path.join("config", f"{name}.json"), encoding="utf-8") as f:
             assert json.load(f)["system"]["precision"] == "auto", name
+    # CenterNet-tiny's step is slower in bf16 even where the CPU computes it
+    # natively (BENCHMARKS.md, train_step-CenterNet-tiny): it says fp32
+    with open(os.path.join("config", "CenterNet-tiny.json"), encoding="utf-8") as f:
+        assert json.load(f)["system"]["precision"] == "fp32"
 
 
 def test_fp16_on_a_cpu_is_refused_naming_the_flag_or_key(tmp_path):
@@ -179,7 +183,7 @@ def small_config(tmp_path):
     path.write_text(json.dumps({
         "base": "CenterNet-tiny",
         "system": {"data_dir": str(data), "cache_dir": str(tmp_path / "cache"),
-                   "result_dir": str(tmp_path / "results"), "workers": 0},
+                   "result_dir": str(tmp_path / "results"), "workers": 0, "precision": "auto"},
         "db": {"input_size": 63, "output_sizes": [[16, 16]], "border": 16}}), encoding="utf-8")
     return str(path), str(images)
 

@@ -55,8 +55,10 @@ def test_every_config_builds_its_network(name):
     net = build_on_meta(cfg)
     categories = cfg.db.categories
     corners = 1 if cfg.db.class_agnostic_corners else categories
-    assert head_widths(net) == {"tl_heats": corners, "br_heats": corners, "ct_heats": categories,
+    centres = 1 if cfg.db.classes_from == "boxes" else categories
+    assert head_widths(net) == {"tl_heats": corners, "br_heats": corners, "ct_heats": centres,
                                 "tl_tags": 1, "br_tags": 1, "tl_regrs": 2, "br_regrs": 2, "ct_regrs": 2}
+    assert (net.box_classifier is not None) == (cfg.db.classes_from == "boxes")
     assert net.nstack == len(net.kps)
 
 
@@ -145,7 +147,8 @@ def test_small_network_trains_and_predicts(name):
 @pytest.mark.parametrize("name", small_configs())
 def test_heads_follow_the_category_count(name):
     cfg = load_config(name, overrides={"db": {"categories": 3, "category_names": None,
-                                              "class_agnostic_corners": False}},
+                                              "class_agnostic_corners": False,
+                                              "classes_from": "centers"}},
                       check_data=False)
     net = build_network(cfg).eval()
     images, _, out = training_inputs(cfg, batch=1)

@@ -131,7 +131,7 @@ def test_missing_and_corrupt_files_name_the_path(tmp_path):
 
 def tiny_network(categories):
     overrides = {"db": {"categories": categories, "category_names": None,
-                        "class_agnostic_corners": False}}
+                        "class_agnostic_corners": False, "classes_from": "centers"}}
     return build_network(load_config("CenterNet-tiny", overrides=overrides, check_data=False))
 
 

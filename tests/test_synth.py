@@ -282,5 +282,5 @@ def test_the_held_out_style_writes_only_its_own_split(tmp_path):
         cwd=REPO_ROOT, capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "style holdout" in result.stderr
-    assert sorted(os.listdir(out)) == ["images", "ks_holdout.txt"]
+    assert sorted(os.listdir(out)) == ["images", "ks_holdout.txt", "ks_holdout_text.jsonl"]
     assert "--style holdout" in (out / "ks_holdout.txt").read_text(encoding="utf-8").splitlines()[0]

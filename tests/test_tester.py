@@ -353,7 +353,8 @@ def _detection(x1, y1, x2, y2, tl, br, cls):
 
 def test_centre_check_keeps_boxes_with_a_centre_strictly_inside_the_middle_third(tmp_path):
     cfg = load_config("CenterNet-tiny", check_data=False,
-                      overrides={"db": {"class_agnostic_corners": False}})
+                      overrides={"db": {"class_agnostic_corners": False, "classes_from": "centers",
+                                        "center_size": False}})
     detections = np.array([_detection(0, 0, 90, 30, 0.8, 0.6, 2)] * 5
                           + [_detection(0, 0, 90, 30, -1, -1, 2)], np.float32)
     detections[5, 4] = -1  # a rejected pair never comes back
@@ -371,7 +372,7 @@ def test_centre_check_keeps_boxes_with_a_centre_strictly_inside_the_middle_third
 
 
 def test_centre_check_uses_the_middle_fifth_of_large_boxes(tmp_path):
-    cfg = load_config("CenterNet-tiny", check_data=False)
+    cfg = load_config("CenterNet-tiny", check_data=False, overrides={"db": {"center_size": False}})
     side = np.sqrt(cfg.db.center_region_area) * 2  # area 4x the limit: large
     detections = np.array([_detection(0, 0, side, side, 0.9, 0.9, 0)], np.float32)
     third = [[side * 0.35, side / 2, 0, 0.9]]   # inside the middle third, outside the middle fifth
@@ -386,7 +387,8 @@ def test_centre_check_uses_the_middle_fifth_of_large_boxes(tmp_path):
 
 def test_class_agnostic_corners_take_each_class_of_the_centres(tmp_path):
     cfg = load_config("CenterNet-tiny", check_data=False,
-                      overrides={"db": {"class_agnostic_corners": True}})
+                      overrides={"db": {"class_agnostic_corners": True, "classes_from": "centers",
+                                        "center_size": False}})
     detections = np.array([_detection(0, 0, 90, 30, 0.8, 0.6, 0),
                            _detection(200, 0, 290, 30, 0.9, 0.9, 0)], np.float32)
     # two centres of class 3 and one of class 4 inside the first box; one

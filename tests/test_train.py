@@ -110,6 +110,38 @@ def test_time_budget_stops_with_a_snapshot_that_resumes(tmp_path, pages, monkeyp
     assert available_iterations(cfg) == stopped + [6]
 
 
+def test_time_budget_moves_the_learning_rate_drops_to_the_same_fraction(tmp_path, pages,
+                                                                        monkeypatch):
+    # max_iter 100, a drop every 50: a budget of 2 min at 40 s per clock
+    # reading ends after a handful of steps, the drop comes half way through
+    config = write_config(tmp_path, pages, system={"max_iter": 100, "stepsize": 50,
+                                                   "warmup_iter": 0, "snapshot": 1000,
+                                                   "val_iter": 0, "learning_rate": 0.001,
+                                                   "decay_rate": 10})
+    clock = iter(range(0, 100_000, 20))
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    assert run_train(config, "--time-budget", "2") == 0
+    monkeypatch.undo()
+    cfg = load_config(config)
+    with open(os.path.join(cfg.snapshot_dir, "log.jsonl"), encoding="utf-8") as f:
+        rates = [entry["lr"] for entry in map(json.loads, f) if "lr" in entry]
+    assert 2 <= len(rates) < 100
+    assert rates[0] == pytest.approx(0.001) and rates[-1] == pytest.approx(0.0001)
+    assert rates == sorted(rates, reverse=True)
+
+
+def test_the_schedule_takes_the_further_of_iterations_and_budget():
+    from nnet.py_factory import NetworkFactory
+    cfg = load_config("CenterNet-tiny", check_data=False, overrides={"system": {
+        "max_iter": 100, "stepsize": 40, "warmup_iter": 0, "learning_rate": 0.01,
+        "decay_rate": 10, "time_budget": 5}})
+    factory = NetworkFactory(cfg, torch.device("cpu"))
+    assert factory.learning_rate(10) == pytest.approx(0.01)
+    assert factory.learning_rate(45) == pytest.approx(0.001)     # by iterations
+    factory.budget_used = 0.85                                    # by time: 85 of 100
+    assert factory.learning_rate(10) == pytest.approx(0.0001)
+
+
 def test_crash_while_saving_keeps_previous_snapshot(tmp_path, pages, monkeypatch):
     config = write_config(tmp_path, pages, system={"val_iter": 0})
     cfg = load_config(config)
@@ -289,13 +321,16 @@ def test_pretrained_weights_of_another_category_count(tmp_path, pages):
         "db": {"categories": 3, "category_names": ["a", "b", "c"]}})
     factory = NetworkFactory(three, torch.device("cpu"))
     skipped = factory.load_pretrained(three.system.pretrain)
-    assert skipped and all("heats" in key for key in skipped)
+    # only the layers as wide as the category count keep their initial values
+    # (CenterNet-tiny names boxes with its box classifier; the centre heatmap
+    # of the paper's configs has a channel per category)
+    assert skipped and all("heats" in key or "box_classifier.logits" in key for key in skipped)
     loaded = factory.network.state_dict()
     source = six.network.state_dict()
     for key in loaded:
         if key not in skipped:
             assert torch.equal(loaded[key], source[key]), key
-    assert loaded["ct_heats.0.1.weight"].shape[0] == 3
+    assert loaded["box_classifier.logits.weight"].shape[0] == 3
 
 
 @pytest.mark.filterwarnings("ignore:no detections")  # an untrained network finds nothing

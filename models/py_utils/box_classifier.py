@@ -51,8 +51,8 @@ class BoxClassifier(nn.Module):
     def forward(self, images, rois):
         """images (B, 3, H, W); rois (N, 5) batch index, x1, y1, x2, y2 in
         input pixels -> (N, categories) logits."""
-        if len(rois) == 0:
-            return images.new_zeros((0, self.logits.out_features))
+        # no rois still runs the layers on an empty batch: every parameter
+        # then gets a (zero) gradient, as DistributedDataParallel requires
         crops = roi_align(images, rois.to(images.dtype), self.crop_size, spatial_scale=1.0,
                           sampling_ratio=2, aligned=True)
         return self.logits(self.features(crops))

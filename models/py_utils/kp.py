@@ -55,7 +55,6 @@ def _heads(nstack, cnv_dim, curr_dim, out_dim):
 # The maps of one stack, by name. Heats are logits; tags, offsets and sizes
 # are read at the keypoints' flat indices in training (which index: GATHERED_AT).
 HEADS = ("tl_heat", "br_heat", "ct_heat", "tl_tag", "br_tag", "tl_regr", "br_regr", "ct_regr")
-OPTIONAL_HEADS = ("ct_size", "box_cls")
 GATHERED_AT = {"tl_tag": "tl", "br_tag": "br", "tl_regr": "tl", "br_regr": "br",
                "ct_regr": "ct", "ct_size": "ct"}
 
