@@ -117,19 +117,21 @@ class Problem:
         return " ".join(parts)
 
     def printed(self) -> str:
-        """The printed part alone, without spaces: "12+7=", "( )+5=7", "7○3", "7×8○54".
+        """The printed problem alone, without spaces: "12+7=", "( )+5=7", "7○3", "7×8○54".
 
-        A blank printed as parentheses is "( )", as an underline "_"; a free answer
-        space after "=" prints nothing. Signs as printed: + − (U+2212) × ÷ = ○.
+        Signs as printed: + − (U+2212) × ÷ = ○. Where the answer goes is not
+        text: the answer's place after "=" (an underline, parentheses or nothing)
+        is left out, and a blank inside the expression is "( )" however it is
+        printed (parentheses or an underline).
         """
         parts = []
-        for token in self.tokens:
+        for n, token in enumerate(self.tokens):
             if isinstance(token, str):
                 parts.append(token)
             elif token[0] == "circle":
                 parts.append("○")
-            else:
-                parts.append({"paren": "( )", "underline": "_", "free": ""}[token[1]])
+            elif n + 1 < len(self.tokens):  # a blank inside: a fill problem's
+                parts.append("( )")
         return "".join(parts)
 
     def written(self) -> str:

@@ -85,7 +85,7 @@ def test_same_seed_gives_identical_files_for_any_worker_count(tmp_path):
     synth.generate(tmp_path / "b", counts, seed=0, workers=2, small=True, log=lambda m: None)
     synth.generate(tmp_path / "c", counts, seed=1, workers=1, small=True, log=lambda m: None)
     first, second, other = (tree_bytes(tmp_path / n) for n in "abc")
-    assert len(first) == 3 + 3 + 1 + 1   # three lists, five pictures
+    assert len(first) == 3 + 3 + 3 + 1 + 1   # three lists, their side files, five pictures
     assert first == second
     assert first.keys() == other.keys()
     assert first["ks_train.txt"] != other["ks_train.txt"]

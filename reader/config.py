@@ -1,0 +1,273 @@
+"""The recognizer's settings: `config/reader/<Name>.json`, validated once into
+a read-only object, as config.py does for the detector.
+
+    cfg = load_reader_config("CRNN-tiny")      # config/reader/CRNN-tiny.json
+    cfg.system.batch_size, cfg.reader.crop_height
+    cfg.snapshot_dir                           # <cache_dir>/reader/<name>/
+
+Why a schema of its own and not a third section of config.py: config.py's
+loader is the detector's, built around its two sections and the checks
+between them (heatmap sizes against the input, categories against names),
+and every file in config/ is a detector config that the test suite builds a
+network from. A recognizer config shares none of those keys, so it lives in
+config/reader/ with this schema, in the same shape (one `Key` per setting
+with its default, check and meaning; the same value checks from config.py;
+an unknown key named with the closest valid one; `"base"` to start from
+another reader config; overrides checked like the file).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+
+from config import (
+    CONFIG_DIR,
+    PROJECT_ROOT,
+    ConfigError,
+    Key,
+    Section,
+    choice,
+    integer,
+    number,
+    string,
+)
+
+READER_CONFIG_DIR = os.path.join(CONFIG_DIR, "reader")
+
+# Characters that occur in the synthetic set's printed problems (docs/ks-format.md,
+# "What each box reads"): the space is the inside of the blank "( )".
+PRINTED_ALPHABET = "0123456789+−×÷=○() "
+ANSWER_ALPHABET = "0123456789<>="
+
+
+def _alphabet(value):
+    value = string(value)
+    if len(set(value)) != len(value):
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        raise ValueError(f"lists {''.join(repeated)!r} more than once")
+    return value
+
+
+def _channels(value):
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in value)):
+        raise ValueError(f"must be a non-empty list of positive integers, got {value!r}")
+    return list(value)
+
+
+SYSTEM = {
+    "data_dir": Key("data/ks", string,
+                    "folder holding ks_<split>.txt and its side file ks_<split>_text.jsonl"),
+    "cache_dir": Key("cache", string, "snapshots go to <cache_dir>/reader/<config name>/"),
+    "train_split": Key("train", string, "split trained on (ks_<train_split>_text.jsonl)"),
+    "val_split": Key("val", string, "split read at each snapshot for exact-match accuracy"),
+    "val_pages": Key(10, integer(0), "validation pages read at each snapshot (0: all)"),
+    "batch_size": Key(32, integer(1), "crops per training step"),
+    "pages_per_batch": Key(4, integer(1),
+                           "pages a step's crops are cut from (a page is decoded once per step)"),
+    "learning_rate": Key(0.003, number(0, low_open=True), "peak learning rate (Adam)"),
+    "weight_decay": Key(0.0, number(0), "Adam weight decay"),
+    "warmup_iter": Key(100, integer(0), "linear learning-rate warm-up over this many steps"),
+    "max_iter": Key(4000, integer(1),
+                    "training steps; the learning rate follows a cosine from the peak to 0"),
+    "snapshot": Key(1000, integer(1), "steps between snapshots (and validation)"),
+    "seed": Key(317, integer(0), "seed of the initial weights and of every crop drawn"),
+}
+
+READER = {
+    "crop_height": Key(32, integer(8), "network input height, px: a crop is resized to it"),
+    "crop_width": Key(320, integer(16),
+                      "network input width, px: a crop keeps its aspect ratio up to this width "
+                      "(wider ones are squeezed), the rest is paper-coloured padding"),
+    "margin_x": Key(0.4, number(0),
+                    "context added left and right of a box, in box heights (a found box may cut "
+                    "a digit off)"),
+    "margin_y": Key(0.15, number(0), "context added above and below a box, in box heights"),
+    "jitter_x": Key(0.3, number(0),
+                    "training: each of a box's left and right sides moves by up to this many box "
+                    "heights, as the detector's boxes do"),
+    "jitter_y": Key(0.12, number(0),
+                    "training: each of a box's top and bottom moves by up to this many box heights"),
+    "scale_jitter": Key(0.25, number(0, 0.9),
+                        "training: the crop is shrunk by up to this fraction and enlarged back "
+                        "(small print photographed from further away)"),
+    "channels": Key([16, 32, 64, 96], _channels,
+                    "convolution blocks' widths; every block halves the height, the first two "
+                    "the width too (a character is read from 4-pixel columns of the crop)"),
+    "hidden": Key(96, integer(1), "width of the sequence model (the LSTM's per direction)"),
+    "sequence": Key("lstm", choice("lstm", "conv"),
+                    "along the columns: a bidirectional LSTM (CRNN), or two 1-D convolutions"),
+    "printed_alphabet": Key(PRINTED_ALPHABET, _alphabet,
+                            "characters the printed-part head reads (CTC blank added)"),
+    "answer_alphabet": Key(ANSWER_ALPHABET, _alphabet,
+                           "characters the handwritten-answer head reads (CTC blank added)"),
+    "min_box_size": Key(4, integer(1),
+                        "boxes narrower or lower than this many pixels are unreadable"),
+}
+
+SCHEMA = {"system": SYSTEM, "reader": READER}
+
+
+class ReaderConfig:
+    """A loaded, validated, read-only recognizer config."""
+
+    def __init__(self, name: str, path: str | None, system: dict, reader: dict,
+                 overrides: dict | None = None):
+        self.name = name
+        self.path = path
+        self.system = Section("system", system)
+        self.reader = Section("reader", reader)
+        self.overrides = dict(overrides or {})
+
+    @property
+    def snapshot_dir(self) -> str:
+        return os.path.join(self.system.cache_dir, "reader", self.name)
+
+    def to_dict(self) -> dict:
+        return {"system": json.loads(json.dumps(dict(self.system))),
+                "reader": json.loads(json.dumps(dict(self.reader)))}
+
+    def __repr__(self):
+        return f"ReaderConfig({self.name!r})"
+
+
+def reader_config_path(name_or_path: str) -> str:
+    """`CRNN-tiny` -> config/reader/CRNN-tiny.json; a path to a .json is kept."""
+    if name_or_path.endswith(".json") or os.sep in name_or_path:
+        return os.path.abspath(name_or_path)
+    return os.path.join(READER_CONFIG_DIR, name_or_path + ".json")
+
+
+def available_reader_configs() -> list[str]:
+    if not os.path.isdir(READER_CONFIG_DIR):
+        return []
+    return sorted(f[:-5] for f in os.listdir(READER_CONFIG_DIR) if f.endswith(".json"))
+
+
+def load_reader_config(name_or_path: str, overrides: dict | None = None) -> ReaderConfig:
+    """Load and check a recognizer config by name (config/reader/<name>.json) or path."""
+    path = reader_config_path(name_or_path)
+    raw = _read(path, name_or_path, seen=())
+    name = os.path.splitext(os.path.basename(path))[0]
+    return reader_config_from_dict(raw, name, path, overrides)
+
+
+def reader_config_from_snapshot(settings: dict, name: str) -> ReaderConfig:
+    """The config a snapshot was trained with (its "config" entry)."""
+    return reader_config_from_dict(settings, name, None)
+
+
+def reader_config_from_dict(raw: dict, name: str, path: str | None = None,
+                            overrides: dict | None = None) -> ReaderConfig:
+    where = path or f"<reader config {name}>"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: the top level must be an object with 'system' and 'reader'")
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for section, values in (overrides or {}).items():
+        if isinstance(raw.setdefault(section, {}), dict):
+            raw[section].update(values)
+    problems, sections = [], {}
+    for section_name, value in raw.items():
+        if section_name not in SCHEMA:
+            problems.append(_unknown(section_name, list(SCHEMA), "section"))
+        elif not isinstance(value, dict):
+            problems.append(f"{section_name}: must be an object")
+    for section_name, schema in SCHEMA.items():
+        given = raw.get(section_name, {})
+        if not isinstance(given, dict):
+            continue
+        values = {}
+        for key, value in given.items():
+            if key not in schema:
+                problems.append(_unknown(f"{section_name}.{key}", list(schema), "key", key))
+                continue
+            try:
+                values[key] = schema[key].check(value)
+            except ValueError as e:
+                problems.append(f"{section_name}.{key}: {e}")
+        for key, spec in schema.items():
+            values.setdefault(key, json.loads(json.dumps(spec.default)))
+        sections[section_name] = values
+    if not problems:
+        reader = sections["reader"]
+        # every block halves the height (reader/model.py): at least one row must remain
+        if reader["crop_height"] < 2 ** len(reader["channels"]):
+            problems.append(f"reader.crop_height: {reader['crop_height']} px is too low for "
+                            f"{len(reader['channels'])} halvings of the height (reader.channels); "
+                            f"at least {2 ** len(reader['channels'])}")
+        if reader["crop_width"] < 4 * reader["crop_height"]:
+            problems.append(f"reader.crop_width: at least 4 x crop_height "
+                            f"({4 * reader['crop_height']}), a problem is a long line")
+    if problems:
+        raise ConfigError(f"{where}: " + ("\n  ".join([""] + problems) if len(problems) > 1
+                                          else problems[0]))
+    system = sections["system"]
+    for key in ("data_dir", "cache_dir"):
+        if not os.path.isabs(system[key]):
+            system[key] = os.path.normpath(os.path.join(PROJECT_ROOT, system[key]))
+    flat = {f"{s}.{k}": v for s, values in (overrides or {}).items() for k, v in values.items()}
+    return ReaderConfig(name, path, system, sections["reader"], flat)
+
+
+def _read(path, asked, seen):
+    if not os.path.isfile(path):
+        raise ConfigError(f"no reader config {asked!r} ({path}); available: "
+                          f"{', '.join(available_reader_configs()) or 'none'}")
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            raw = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be an object with 'system' and 'reader'")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: must be a reader config name, got {base!r}")
+    if path in seen:
+        raise ConfigError(f"{path}: base: configs extend each other in a circle")
+    merged = _read(reader_config_path(base), base, seen + (path,))
+    for section, values in raw.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
+
+
+def _unknown(name, valid, what, key=None):
+    hint = difflib.get_close_matches(key or name, valid, n=1, cutoff=0.5)
+    return f"{name}: unknown {what}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+
+
+def parse_reader_assignments(assignments) -> dict:
+    """--set section.key=value (train_reader.py) -> overrides, checked against SCHEMA."""
+    overrides, problems = {}, []
+    for assignment in assignments:
+        name, equals, text = assignment.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not equals or not dot or section not in SCHEMA or key not in SCHEMA[section]:
+            valid = [f"{s}.{k}" for s, keys in SCHEMA.items() for k in keys]
+            problems.append("--set " + _unknown(name.strip(), valid, "key"))
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        try:
+            SCHEMA[section][key].check(value)
+        except ValueError as e:
+            problems.append(f"--set {name.strip()}={text}: {e}")
+            continue
+        overrides.setdefault(section, {})[key] = value
+    if problems:
+        raise ConfigError("\n  ".join(problems))
+    return overrides
+
+
+def describe_reader_schema() -> str:
+    return "\n".join(f"{section}.{key} = {json.dumps(spec.default, ensure_ascii=False)}: {spec.doc}"
+                     for section, schema in SCHEMA.items() for key, spec in schema.items())
