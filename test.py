@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
     from db import load_db
     from db.errors import AnnotationError, ImageReadError
-    from nnet.checkpoints import find_snapshot, load_trained_network
+    from nnet.checkpoints import find_snapshot, load_trained_network, read_snapshot
     from nnet.snapshot import SnapshotError
     from test.confusion import format_confusion_matrix
     from test.evaluate import format_metrics
@@ -76,10 +76,15 @@ def main(argv=None) -> int:
         snapshot = find_snapshot(cfg, args.testiter)  # a wrong --testiter fails before the data is read
         db = load_db(cfg, split)  # FileNotFoundError: no annotation file
         net = load_trained_network(cfg, snapshot, device)
+        produced_by = training_record(read_snapshot(snapshot.path), snapshot)
     except (SnapshotError, FileNotFoundError, AnnotationError) as e:
         print(f"test.py: {e}", file=sys.stderr)
         return REFUSED
     iteration = snapshot.iteration
+    print(f"snapshot: {snapshot.path}, iteration {iteration}"
+          + (f" of {produced_by['planned_iterations']} planned, "
+             f"{produced_by['training_minutes']:.1f} min of training"
+             if produced_by.get("training_minutes") else ""))
 
     folder = (f"{split}_{iteration}" + (f"-{args.suffix}" if args.suffix else "")
               + settings_suffix(args.set))
@@ -88,7 +93,7 @@ def main(argv=None) -> int:
           f"scales {cfg.db.test_scales}, flip {cfg.db.test_flip}) on {device}")
     try:
         run = detect_split(net, cfg, db, device, out_dir, debug=args.debug,
-                         max_images=args.max_images, progress=True)
+                           max_images=args.max_images, progress=True, produced_by=produced_by)
     except ImageReadError as e:
         print(f"test.py: {e}", file=sys.stderr)
         return PROBLEMS
@@ -111,6 +116,18 @@ def main(argv=None) -> int:
         print(f"pictures: {os.path.join(out_dir, 'debug')}")
     print(run.timer.report())
     return DONE
+
+
+def training_record(state: dict, snapshot) -> dict:
+    """What produced a snapshot, for metrics.json: its file, iteration, the
+    iterations its config planned, its time budget and minutes of training
+    (a run cut short by system.time_budget stops before max_iter)."""
+    system = (state.get("config") or {}).get("system", {})
+    seconds = state.get("train_seconds")
+    return {"snapshot": snapshot.path, "iteration": snapshot.iteration,
+            "planned_iterations": system.get("max_iter"),
+            "time_budget_minutes": system.get("time_budget"),
+            "training_minutes": round(seconds / 60, 2) if seconds else None}
 
 
 if __name__ == "__main__":

@@ -128,9 +128,10 @@ def detect_records(net, records, cfg, device, timer: StageTimer, on_image=None, 
 
 
 def detect_split(net, cfg, db, device, out_dir: str, debug: bool = False, max_images: int = 0,
-               progress: bool = False) -> SplitResult:
+               progress: bool = False, produced_by: dict | None = None) -> SplitResult:
     """Detect every image of `db` (the first `max_images` if > 0), write
-    `<out_dir>/results.json`, and with annotations evaluate into `<out_dir>/metrics.json`."""
+    `<out_dir>/results.json`, and with annotations evaluate into `<out_dir>/metrics.json`
+    (with `produced_by`, what trained the snapshot, under that key)."""
     records = db.records[:max_images] if max_images > 0 else db.records
     os.makedirs(out_dir, exist_ok=True)
     warn_if_top_k_too_small(db, cfg, records)
@@ -163,6 +164,8 @@ def detect_split(net, cfg, db, device, out_dir: str, debug: bool = False, max_im
         return run
     run.metrics = evaluate(results, db, cfg, [r.image_id for r in records])
     run.metrics["overrides"] = cfg.overrides  # what changed the config file's settings
+    if produced_by is not None:
+        run.metrics["produced_by"] = produced_by
     run.metrics["confusion_matrix"] = confusion_matrix(records, run.detections, db.category_names,
                                                        cfg.db.vis_threshold)
     write_json(os.path.join(out_dir, "metrics.json"), run.metrics)

@@ -519,6 +519,11 @@ def test_test_py_end_to_end_with_debug_pictures(snapshot_config):
     assert "AP50" in done.stdout and "network" in done.stdout  # metrics and stage times
     for name in cfg.db.category_names:
         assert name in done.stdout
+    # the results say what produced them
+    with open(os.path.join(out_dir, "metrics.json"), encoding="utf-8") as f:
+        produced_by = json.load(f)["produced_by"]
+    assert produced_by["iteration"] == 7 and produced_by["snapshot"].endswith("Tiny-Test_7.pkl")
+    assert produced_by["planned_iterations"] == cfg.system.max_iter
 
 
 def test_test_py_names_the_iterations_that_exist(snapshot_config):
