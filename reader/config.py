@@ -96,6 +96,9 @@ READER = {
     "channels": Key([16, 32, 64, 96], _channels,
                     "convolution blocks' widths; every block halves the height, the first two "
                     "the width too (a character is read from 4-pixel columns of the crop)"),
+    "stem": Key("pool", choice("pool", "stride"),
+                "the first block: 3x3 convolution then 2x2 max-pool (pool), or a stride-2 "
+                "3x3 convolution (stride: the same output for a quarter of the work)"),
     "hidden": Key(96, integer(1), "width of the sequence model (the LSTM's per direction)"),
     "sequence": Key("lstm", choice("lstm", "conv"),
                     "along the columns: a bidirectional LSTM (CRNN), or two 1-D convolutions"),

@@ -67,9 +67,9 @@ def select_boxes(detections, threshold: float) -> np.ndarray:
 
 def reading_order(boxes: np.ndarray) -> np.ndarray:
     """Indices of (N, 4+) boxes by rows, top to bottom, then left to right."""
-    boxes = np.asarray(boxes, np.float64).reshape(len(boxes), -1)
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
+    boxes = np.asarray(boxes, np.float64).reshape(len(boxes), -1)
     centres = (boxes[:, 1] + boxes[:, 3]) / 2.0
     tolerance = 0.5 * float(np.median(boxes[:, 3] - boxes[:, 1]))
     by_y = np.argsort(centres, kind="stable")
@@ -89,7 +89,7 @@ def grade_boxes(reader, image: np.ndarray, detections) -> list[GradedProblem]:
     """Read and grade each box of `detections`: (N, 6) rows as select_boxes gives
     them, or (N, 4) boxes; in reading order."""
     detections = np.asarray(detections, np.float64)
-    detections = detections.reshape(len(detections), -1) if len(detections) else np.zeros((0, 4))
+    detections = detections.reshape(len(detections), -1) if detections.size else np.zeros((0, 4))
     detections = detections[reading_order(detections)]
     readings = reader.read_boxes(image, detections[:, :4])
     graded = []

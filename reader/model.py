@@ -5,7 +5,8 @@ one reads the printed problem, the other the pupil's handwritten answer.
 
     crop (B, 3, H, W)
       -> convolution blocks (3x3 conv, batch norm, ReLU, max-pool): every block
-         halves the height, the first two the width too
+         halves the height, the first two the width too (reader.stem "stride":
+         the first block a stride-2 convolution instead, 4x less work at full size)
       -> the remaining rows flattened into each column: (W/4, B, C x rows)
       -> a linear projection and a bidirectional LSTM (reader.sequence "lstm"; or
          "conv": two 1-D convolutions along the columns)
@@ -32,12 +33,16 @@ class Readings(NamedTuple):
 
 class CRNN(nn.Module):
     def __init__(self, crop_height: int, channels: list[int], hidden: int, printed_classes: int,
-                 answer_classes: int, sequence: str = "lstm"):
+                 answer_classes: int, sequence: str = "lstm", stem: str = "pool"):
         super().__init__()
         blocks, width, rows = [], 3, crop_height
         for i, out in enumerate(channels):
-            blocks += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
-                       nn.ReLU(inplace=True), nn.MaxPool2d((2, 2) if i < 2 else (2, 1))]
+            if i == 0 and stem == "stride":  # the same halving, at a quarter of the work
+                blocks += [nn.Conv2d(width, out, 3, stride=2, padding=1, bias=False),
+                           nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            else:
+                blocks += [nn.Conv2d(width, out, 3, padding=1, bias=False), nn.BatchNorm2d(out),
+                           nn.ReLU(inplace=True), nn.MaxPool2d((2, 2) if i < 2 else (2, 1))]
             width, rows = out, rows // 2
         self.features = nn.Sequential(*blocks)
         self.project = nn.Linear(width * rows, hidden)
@@ -70,4 +75,4 @@ def build_reader_network(settings) -> CRNN:
     """The CRNN of a reader config's `reader` section."""
     return CRNN(settings.crop_height, list(settings.channels), settings.hidden,
                 len(settings.printed_alphabet) + 1, len(settings.answer_alphabet) + 1,
-                settings.sequence)
+                settings.sequence, settings.stem)
