@@ -32,7 +32,7 @@ import warnings
 import torch
 
 from bench.bench_class_errors import best_per_place
-from bench.report import machine, markdown_table, write_section
+from bench.report import markdown_table, write_section
 from config import load_config
 from db import load_db
 from nnet.checkpoints import available_iterations, load_trained_network
@@ -149,6 +149,8 @@ def main(argv=None):
                         help="pages of ks_holdout.txt scored (0: none)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--precision", choices=("fp32", "bf16"), default=None)
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rewrite the section from the rows of --tag")
     parser.add_argument("--reuse", action="store_true",
                         help="score a variant's existing snapshot of --iters instead of training")
     parser.add_argument("--workdir", default=os.path.join(ROOT, "cache", "ablation"))
@@ -157,7 +159,7 @@ def main(argv=None):
     os.makedirs(args.workdir, exist_ok=True)
     with open(args.variants, encoding="utf-8") as f:
         variants = json.load(f)
-    names = args.only or list(variants)
+    names = [] if args.report_only else (args.only or list(variants))
     rows_path = os.path.join(args.workdir, f"{args.tag}.jsonl")
     for name in names:
         row = run_variant(name, variants[name], args)
@@ -170,14 +172,15 @@ def main(argv=None):
     categories = load_config("CenterNet-tiny", check_data=False).db.category_names
     settings = "\n".join(f"- `{r['variant']}`: `{json.dumps(r['settings'])}`"
                          for r in {r["variant"]: r for r in rows}.values())
-    body = (f"Command: `python -m bench.bench_ablation --variants {args.variants} --iters "
-            f"{args.iters} --tag {args.tag}`  \nMachine: {machine()}  \n"
-            f"Date: {time.strftime('%Y-%m-%d')}\n\n"
-            f"Every variant trained from scratch for {args.iters} iterations (seed of the "
+    body = (f"Every variant trained from scratch for {args.iters} iterations (seed of the "
             f"config), scored on the first {args.pages} validation pages and the first "
             f"{args.holdout_pages} held-out-style pages (`ks_holdout.txt`). Per-category "
-            f"columns: AP50.\n\n" + table(rows, categories) + "\n\nSettings:\n" + settings)
-    write_section(f"ablation-{args.tag}", body)
+            f"columns: AP50. Step and per-page times were taken on a machine shared with "
+            f"other jobs: compare them within a row's run only.\n\n"
+            + table(rows, categories) + "\n\nSettings over CenterNet-tiny:\n" + settings)
+    command = (f"python -m bench.bench_ablation --variants {args.variants} --iters {args.iters} "
+               f"--tag {args.tag}" + (f" --precision {args.precision}" if args.precision else ""))
+    write_section(f"ablation-{args.tag}", body, cmd=command)
 
 
 if __name__ == "__main__":

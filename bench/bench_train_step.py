@@ -29,7 +29,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from bench.report import machine, markdown_table, write_section
+from bench.report import markdown_table, write_section
 from config import load_config
 from db import load_db
 from nnet.py_factory import NetworkFactory
@@ -176,10 +176,9 @@ def main(argv=None):
     rows, step = profile(cfg, args.steps)
     for row in rows:
         print(row, flush=True)
-    body = (f"Command: `python -m bench.bench_train_step --config {args.config} --steps "
-            f"{args.steps}" + "".join(f' --compare "{c}"' for c in args.compare) + "`  \n"
-            f"Machine: {machine()}  \nDate: {time.strftime('%Y-%m-%d')}\n\n"
-            f"Profile of {args.config} (batch {cfg.system.batch_size} at {cfg.db.input_size}, "
+    command = (f"python -m bench.bench_train_step --config {args.config} --steps {args.steps}"
+               + (" --compare " + " ".join(f'"{c}"' for c in args.compare) if args.compare else ""))
+    body = (f"Profile of {args.config} (batch {cfg.system.batch_size} at {cfg.db.input_size}, "
             f"precision {cfg.system.precision}), mean of {args.steps} steps after one warm-up: "
             f"{1000 * step:.0f} ms a step with its data. Per block: forward from a module's "
             f"forward pre-hook to its hook, backward from its backward pre-hook to its hook "
@@ -196,7 +195,8 @@ def main(argv=None):
                  "alternating in one process:\n\n"
                  + markdown_table(["setting", "ms per step", "images/s", "vs first"], compared))
     if not args.no_write:
-        write_section(f"train_step-{os.path.splitext(os.path.basename(args.config))[0]}", body)
+        write_section(f"train_step-{os.path.splitext(os.path.basename(args.config))[0]}", body,
+                      cmd=command)
 
 
 if __name__ == "__main__":
