@@ -106,6 +106,11 @@ READER = {
                             "characters the printed-part head reads (CTC blank added)"),
     "answer_alphabet": Key(ANSWER_ALPHABET, _alphabet,
                            "characters the handwritten-answer head reads (CTC blank added)"),
+    "right_answer_prior": Key(3.0, number(0),
+                              "grading: an answer is taken to be the right one when the crop "
+                              "makes that at most this many nats less likely than the best "
+                              "reading (pupils are mostly right; 0: the best reading as it is; "
+                              "read from the config file, not the snapshot)"),
     "min_box_size": Key(4, integer(1),
                         "boxes narrower or lower than this many pixels are unreadable"),
 }

@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -49,6 +49,10 @@ class Reading:
     answer: str
     printed_confidence: float
     answer_confidence: float
+    # (T, C) log-probabilities of each head: other readings can be scored against
+    # the crop (reader/decoding.py)
+    printed_log_probs: np.ndarray | None = field(default=None, compare=False, repr=False)
+    answer_log_probs: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class Reader:
@@ -62,6 +66,7 @@ class Reader:
         self.iteration = iteration
         self.printed_alphabet = Alphabet(cfg.reader.printed_alphabet)
         self.answer_alphabet = Alphabet(cfg.reader.answer_alphabet)
+        self.right_answer_prior = cfg.reader.right_answer_prior
 
     @torch.inference_mode()
     def read(self, crops: np.ndarray) -> list[Reading]:
@@ -71,7 +76,10 @@ class Reader:
             out = self.network(normalize(crops[start:start + READ_BATCH]).to(self.device))
             printed = greedy_decode(out.printed, self.printed_alphabet)
             answers = greedy_decode(out.answer, self.answer_alphabet)
-            readings += [Reading(p, a, pc, ac) for (p, pc), (a, ac) in zip(printed, answers)]
+            printed_scores = out.printed.float().permute(1, 0, 2).cpu().numpy()     # (B, T, C)
+            answer_scores = out.answer.float().permute(1, 0, 2).cpu().numpy()       # (B, T, C)
+            readings += [Reading(p, a, pc, ac, ps, s) for (p, pc), (a, ac), ps, s
+                         in zip(printed, answers, printed_scores, answer_scores)]
         return readings
 
     def read_boxes(self, image: np.ndarray, boxes) -> list:
@@ -134,7 +142,10 @@ def load_reader(cfg, iteration="latest", device="cpu") -> Reader:
         network.load_state_dict(state["network"])
     except (ConfigError, RuntimeError) as e:
         raise SnapshotError(f"{path} does not hold a recognizer of this project: {e}") from None
-    return Reader(network, trained, device, iteration=int(state.get("iteration", 0)))
+    reader = Reader(network, trained, device, iteration=int(state.get("iteration", 0)))
+    # how readings are weighed is not learned: the config file says, not the snapshot
+    reader.right_answer_prior = cfg.reader.right_answer_prior
+    return reader
 
 
 # --------------------------------------------------------------------------

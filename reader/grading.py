@@ -25,6 +25,7 @@ import numpy as np
 
 from .arithmetic import DECISIONS, RIGHT, UNANSWERED, UNREADABLE, WRONG, grade
 from .crops import EmptyCrop
+from .decoding import best_reading
 
 # A box whose area lies this much inside a better-scoring kept box is a piece of it.
 INSIDE_BETTER = 0.6
@@ -40,13 +41,15 @@ class GradedProblem:
     score: float | None       # the detector's score (None for given boxes)
     category: int | None      # the detector's category index
     printed: str | None       # what the recognizer read (None: nothing could be read)
-    answer: str | None
+    answer: str | None        # and graded: the best paths, or readings near them (decoding.py)
     printed_confidence: float | None
     answer_confidence: float | None
     decision: str             # right, wrong, unanswered or unreadable
     kind: str | None          # result, fill or compare
     expected: str | None      # the right answer, when the printed part says it
     reason: str | None        # why unreadable
+    printed_read: str | None = None  # the heads' best paths, before weighing (reader/decoding.py)
+    answer_read: str | None = None
 
 
 def select_boxes(detections, threshold: float) -> np.ndarray:
@@ -85,9 +88,16 @@ def reading_order(boxes: np.ndarray) -> np.ndarray:
     return np.array([i for r in rows for i in sorted(r, key=lambda k: boxes[k, 0])], np.int64)
 
 
-def grade_boxes(reader, image: np.ndarray, detections) -> list[GradedProblem]:
+def grade_boxes(reader, image: np.ndarray, detections,
+                right_answer_prior: float | None = None) -> list[GradedProblem]:
     """Read and grade each box of `detections`: (N, 6) rows as select_boxes gives
-    them, or (N, 4) boxes; in reading order."""
+    them, or (N, 4) boxes; in reading order.
+
+    Where the best paths leave the problem unreadable or the answer wrong, the
+    readings near them are weighed (reader/decoding.py best_reading) with
+    right_answer_prior nats (default: the reader's reader.right_answer_prior)."""
+    if right_answer_prior is None:
+        right_answer_prior = getattr(reader, "right_answer_prior", 0.0)
     detections = np.asarray(detections, np.float64)
     detections = detections.reshape(len(detections), -1) if detections.size else np.zeros((0, 4))
     detections = detections[reading_order(detections)]
@@ -101,11 +111,19 @@ def grade_boxes(reader, image: np.ndarray, detections) -> list[GradedProblem]:
             graded.append(GradedProblem(box, score, category, None, None, None, None, UNREADABLE,
                                         None, None, str(reading)))
             continue
-        verdict = grade(reading.printed, reading.answer)
-        graded.append(GradedProblem(box, score, category, reading.printed, reading.answer,
+        printed, answer = reading.printed, reading.answer
+        verdict = grade(printed, answer)
+        if verdict.decision in (WRONG, UNREADABLE):
+            printed, answer = best_reading(reading, getattr(reader, "printed_alphabet", None),
+                                           getattr(reader, "answer_alphabet", None),
+                                           right_answer_prior)
+            if (printed, answer) != (reading.printed, reading.answer):
+                verdict = grade(printed, answer)
+        graded.append(GradedProblem(box, score, category, printed, answer,
                                     round(reading.printed_confidence, 4),
                                     round(reading.answer_confidence, 4), verdict.decision,
-                                    verdict.kind, verdict.expected, verdict.reason))
+                                    verdict.kind, verdict.expected, verdict.reason,
+                                    reading.printed, reading.answer))
     return graded
 
 

@@ -14,6 +14,7 @@ from config import ConfigError
 from reader.arithmetic import RIGHT, UNANSWERED, UNREADABLE, WRONG, NotAProblem, grade, parse
 from reader.config import load_reader_config, reader_config_from_dict
 from reader.crops import EmptyCrop, cut_crop, jittered_box, normalize
+from reader.engine import Reading
 from reader.model import build_reader_network
 from reader.text import Alphabet, TextFileError, ctc_targets, greedy_decode, read_text_file
 
@@ -254,3 +255,69 @@ def test_the_crnn_reads_a_sequence_per_head_and_ctc_takes_empty_answers():
                                                  torch.full((3,), steps, dtype=torch.long), lengths)
     loss.backward()
     assert torch.isfinite(loss) and loss.item() > 0
+
+
+# --------------------------------------------------------------------------
+# choosing among readings near the best path (reader/decoding.py)
+
+
+def path_log_probs(alphabet: Alphabet, columns) -> np.ndarray:
+    """(T, C) log-probabilities: each column a {character or '' (blank): probability}."""
+    probs = np.full((len(columns), alphabet.classes), 1e-4, np.float64)
+    for t, column in enumerate(columns):
+        for char, p in column.items():
+            probs[t, alphabet.index[char] if char else 0] = p
+    probs /= probs.sum(axis=1, keepdims=True)
+    return np.log(probs).astype(np.float32)
+
+
+def spell(text, alphabet, uncertain=None):
+    """Columns spelling `text` with blanks between; `uncertain` {position: {char: p}}."""
+    columns = [{"": 1.0}]
+    for k, char in enumerate(text):
+        columns += [(uncertain or {}).get(k, {char: 1.0}), {"": 1.0}]
+    return path_log_probs(alphabet, columns)
+
+
+def test_readings_near_the_best_path_are_scored_exactly():
+    from reader.decoding import log_likelihoods, nbest
+
+    alphabet = Alphabet("0123456789<>=")
+    log_probs = spell("38", alphabet, {1: {"8": 0.6, "3": 0.4}})
+    options = dict(nbest(log_probs, alphabet))
+    assert list(options)[:2] == ["38", "33"]
+    assert options["38"] == pytest.approx(np.log(0.6), abs=0.01)
+    assert options["33"] == pytest.approx(np.log(0.4), abs=0.01)
+    # the same as nn.CTCLoss's negative
+    targets, lengths = ctc_targets(["38"], alphabet)
+    loss = torch.nn.CTCLoss(reduction="sum")(torch.from_numpy(log_probs)[:, None], targets,
+                                             torch.tensor([len(log_probs)]), lengths)
+    assert log_likelihoods(log_probs, ["38"], alphabet)[0] == pytest.approx(-loss.item(), abs=1e-4)
+    assert log_likelihoods(log_probs, ["3x"], alphabet)[0] == -np.inf
+
+
+def test_the_printed_part_must_be_a_problem_and_a_close_right_answer_wins():
+    from reader.decoding import best_reading
+
+    printed_alphabet, answer_alphabet = Alphabet("0123456789+−×÷=○() "), Alphabet("0123456789<>=")
+
+    def reading(printed, answer, printed_unsure=None, answer_unsure=None):
+        p = spell(printed, printed_alphabet, printed_unsure)
+        a = spell(answer, answer_alphabet, answer_unsure)
+        return Reading(printed, answer, 0.5, 0.5, p, a)
+
+    # "3÷5=" has no whole result; "3+5=" nearly as likely is, and 8 is its right answer
+    r = reading("3÷5=", "8", {1: {"÷": 0.55, "+": 0.45}})
+    assert best_reading(r, printed_alphabet, answer_alphabet, prior=3.0) == ("3+5=", "8")
+    # an answer the crop reads 9 at 70 %, 8 at 30 %: pupils are mostly right, 8 it is
+    r = reading("3+5=", "9", answer_unsure={0: {"9": 0.7, "8": 0.3}})
+    assert best_reading(r, printed_alphabet, answer_alphabet, prior=3.0) == ("3+5=", "8")
+    assert best_reading(r, printed_alphabet, answer_alphabet, prior=0.0) == ("3+5=", "9")
+    # a clearly written wrong answer stays wrong
+    r = reading("3+5=", "9")
+    assert best_reading(r, printed_alphabet, answer_alphabet, prior=3.0) == ("3+5=", "9")
+    # nothing near the best path is a problem: left as read
+    r = reading("3+=", "9")
+    assert best_reading(r, printed_alphabet, answer_alphabet, prior=3.0) == ("3+=", "9")
+    # without log-probabilities (a reading made elsewhere): the best paths
+    assert best_reading(Reading("3÷5=", "8", 1, 1), printed_alphabet, answer_alphabet, 3.0) == ("3÷5=", "8")
