@@ -57,8 +57,12 @@ class ConfigError(ValueError):
 # ValueError with a short reason; the loader adds the file and key.
 # --------------------------------------------------------------------------
 
-def _is_int(v):
+def is_int(v) -> bool:
+    """An int that is not a bool (JSON's true is no count)."""
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+_is_int = is_int
 
 
 def _is_number(v):

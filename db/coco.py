@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from config import is_int as _is_int
+
 from .detection import DetectionDB
 from .errors import AnnotationError, ImageTooLargeError, Problem, split_keys
 from .image_io import check_pixels
@@ -243,10 +245,6 @@ def _read_json(path: str):
     except UnicodeDecodeError as e:
         raise AnnotationError(path, [Problem(path, 0, f"not UTF-8 ({e.reason} at byte "
                                                       f"{e.start})")]) from None
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_finite(value) -> bool:

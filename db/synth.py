@@ -84,9 +84,6 @@ DEFAULT_COUNTS = {"train": 600, "val": 100, "test": 100}
 HOLDOUT_PAGES = 100     # the split of `--style holdout`
 IMAGE_STEM = "口算"
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-_FONT_PACKAGES = ("fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-dkg-handwriting "
-                  "fonts-breip fonts-kristi fonts-sjfonts fonts-humor-sans fonts-rufscript "
-                  "fonts-comic-neue fonts-wqy-microhei")
 
 __all__ = ["DEFAULT_COUNTS", "SynthPage", "render_page", "generate", "image_relpath",
            "format_line", "format_text_line", "text_path", "main"]
@@ -195,7 +192,8 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
         raise ValueError(f"num_problems must be an integer >= 1, got {num_problems!r}")
     out_dir = os.path.abspath(os.fspath(out_dir))
     fonts = synth_fonts.discover_fonts()
-    note = "" if fonts.complete else f" (install {_FONT_PACKAGES} for the full variety)"
+    note = ("" if fonts.complete
+            else f" (install {' '.join(synth_fonts.FONT_PACKAGES)} for the full variety)")
     chosen = page_style(style, fonts, small=small)
     log(f"db.synth: style {style}: fonts: {chosen.fonts.describe()}{note}"
         + (f"; {chosen.note}" if chosen.note else ""))

@@ -29,6 +29,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
+# The Debian packages of the fonts below (scripts/setup.sh installs them).
+FONT_PACKAGES = ("fonts-dejavu-core", "fonts-liberation2", "fonts-freefont-ttf",
+                 "fonts-dkg-handwriting", "fonts-breip", "fonts-kristi", "fonts-sjfonts",
+                 "fonts-humor-sans", "fonts-rufscript", "fonts-comic-neue", "fonts-wqy-microhei")
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 
 # Families are recognised by file name; everything else under the font folders is ignored

@@ -30,9 +30,7 @@ $VPY -m pip install --quiet -r requirements-onnx.txt \
 
 # Fonts for synthetic pages: printed, handwriting-like and Chinese. Optional:
 # without them the generator falls back to OpenCV's stroke fonts and says so.
-FONTS="fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-dkg-handwriting
-fonts-breip fonts-kristi fonts-sjfonts fonts-humor-sans fonts-rufscript
-fonts-comic-neue fonts-wqy-microhei"
+FONTS=$($VPY -c 'from db.synth_fonts import FONT_PACKAGES; print(" ".join(FONT_PACKAGES))')
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     missing=""
     for f in $FONTS; do
