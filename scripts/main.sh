@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VPY=.venv/bin/python
 CONFIG=${CONFIG:-CenterNet-tiny}
+# OpenMP threads sleep rather than spin while they wait: on a machine that
+# runs anything else, spinning threads made training steps up to 15x slower
+# (BENCHMARKS.md, main command); alone it costs little.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 # Deterministic for the seed: a second run finds the set and keeps it.
 if [ ! -f data/ks/ks_val.txt ]; then
