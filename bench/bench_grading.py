@@ -90,11 +90,13 @@ def main(argv=None):
                           ("ground truth (the recognizer alone)", alone)):
         a = summary["accuracy"]
         rows.append([name, summary["images"], a["truth"], f"{a['found']} ({percent(a['recall'])})",
-                     percent(a["printed_exact"]), percent(a["answer_exact"]),
+                     f"{percent(a['printed_exact'])} ({percent(a['printed_read_exact'])})",
+                     f"{percent(a['answer_exact'])} ({percent(a['answer_read_exact'])})",
                      percent(a["decision_accuracy"]), f"{summary['seconds_per_page']:.2f}",
                      f"{summary['reading_seconds_per_page']:.2f}"])
-    table = markdown_table(["boxes", "pages", "problems", "found (recall)", "printed part exact",
-                            "answer exact", "decision right", "s / page", "of which reading, marking, writing"],
+    table = markdown_table(["boxes", "pages", "problems", "found (recall)",
+                            "printed part exact (best path alone)", "answer exact (best path alone)",
+                            "decision right", "s / page", "of which reading, marking, writing"],
                            rows)
     by_decision = []
     for name, summary in (("detector", detected), ("ground truth", alone)):
@@ -114,6 +116,10 @@ Of the ground-truth problems that have a found box (IoU >= 0.5, one to one):
 the share whose printed part, and whose handwritten answer, the recognizer
 read exactly (the strings of `ks_{split}_text.jsonl`), and whose decision
 (right / wrong / unanswered / unreadable) equals the one the true texts give.
+The readings graded are the heads' best paths, or where those leave a problem
+unreadable or wrong, readings near them weighed by what a page is (a printed
+part is a problem; a right answer within reader.right_answer_prior nats of the
+best path is taken: reader/decoding.py); in brackets, the best paths alone.
 Seconds per page on this machine's CPU, one process: detection, reading and
 marking, writing the JSON and the picture.
 

@@ -257,6 +257,9 @@ def compare_with_truth(problems: list[GradedProblem], page_text) -> dict:
         truth_decision = grade(page_text.printed[t], page_text.answers[t]).decision
         counts["printed_exact"] += p.printed == page_text.printed[t]
         counts["answer_exact"] += p.answer == page_text.answers[t]
+        # the heads' best paths alone, before reader/decoding.py weighs readings
+        counts["printed_read_exact"] += p.printed_read == page_text.printed[t]
+        counts["answer_read_exact"] += p.answer_read == page_text.answers[t]
         counts["decision_right"] += p.decision == truth_decision
         counts[f"truth_{truth_decision}"] += 1
         counts[f"truth_{truth_decision}_decided"] += p.decision == truth_decision
@@ -271,7 +274,9 @@ def accuracy(counts: dict) -> dict:
               "recall": round(found / counts["truth"], 4) if counts.get("truth") else None,
               "printed_exact": rate(counts.get("printed_exact", 0)),
               "answer_exact": rate(counts.get("answer_exact", 0)),
-              "decision_accuracy": rate(counts.get("decision_right", 0))}
+              "decision_accuracy": rate(counts.get("decision_right", 0)),
+              "printed_read_exact": rate(counts.get("printed_read_exact", 0)),
+              "answer_read_exact": rate(counts.get("answer_read_exact", 0))}
     for decision in DECISIONS:
         n = counts.get(f"truth_{decision}", 0)
         if n:

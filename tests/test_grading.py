@@ -127,8 +127,9 @@ def test_found_boxes_are_compared_with_the_truth_one_to_one():
     counts = compare_with_truth(graded, truth)
     # the second answer was read as 4 but the pupil wrote 5: the decision is wrong too
     assert counts == {"truth": 3, "found": 2, "detections": 3, "printed_exact": 2,
-                      "answer_exact": 1, "decision_right": 1, "truth_right": 1,
-                      "truth_right_decided": 1, "truth_wrong": 1, "truth_wrong_decided": 0}
+                      "answer_exact": 1, "printed_read_exact": 2, "answer_read_exact": 1,
+                      "decision_right": 1, "truth_right": 1, "truth_right_decided": 1,
+                      "truth_wrong": 1, "truth_wrong_decided": 0}
 
 
 # --------------------------------------------------------------------------
@@ -299,3 +300,20 @@ def test_a_time_budget_ends_training_with_a_snapshot(tiny_reader, tmp_path, caps
     assert learning_rate(cfg, 0, 0.0) == cfg.system.learning_rate
     assert learning_rate(cfg, 500, 0.5) == pytest.approx(cfg.system.learning_rate / 2)
     assert learning_rate(cfg, 999, 1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_grading_benchmark_writes_its_section(tiny_reader, tiny_ks_dir, tiny_snapshot, tmp_path,
+                                                   monkeypatch):
+    import bench.report
+    from bench import bench_grading
+
+    report = tmp_path / "BENCHMARKS.md"
+    monkeypatch.setattr(bench.report, "BENCHMARKS_MD", str(report))
+    config = tiny_snapshot(tmp_path, tiny_ks_dir)
+    bench_grading.main([config, "--testiter", "1", "--reader", str(tiny_reader), "--max-images", "1",
+                        "--out", str(tmp_path / "graded")])
+    text = report.read_text(encoding="utf-8")
+    assert "<!-- bench:grading-Tiny-Snapshot -->" in text
+    assert "ground truth (the recognizer alone)" in text and "Goals of issue 14" in text
+    assert (tmp_path / "graded" / "summary.json").is_file()
+    assert (tmp_path / "graded_gt_boxes" / "summary.json").is_file()
