@@ -86,8 +86,11 @@ def main(argv=None) -> int:
              f"{produced_by['training_minutes']:.1f} min of training"
              if produced_by.get("training_minutes") else ""))
 
+    # --precision changes the results too: it names the folder like --set
     folder = (f"{split}_{iteration}" + (f"-{args.suffix}" if args.suffix else "")
-              + settings_suffix(args.set))
+              + settings_suffix(args.set + ([f"precision={args.precision}"]
+                                            if args.precision else [])))
+    produced_by["precision"] = f"{precision.name} ({precision.reason})"
     out_dir = os.path.join(cfg.result_dir, folder)
     print(f"testing {cfg.name} iteration {iteration} on {db.source} ({len(db)} images, "
           f"scales {cfg.db.test_scales}, flip {cfg.db.test_flip}) on {device}")
