@@ -28,8 +28,8 @@ everything from its snapshot.
 Under torchrun, system.batch_size is the global batch, split evenly across
 the processes; rank 0 alone logs, shows progress and writes snapshots.
 
-The loop's periodic work (log, validation, snapshots) and resuming are
-nnet/engine.py's. Before the first step the memory a step needs on the
+The loop, its periodic work (log, validation, snapshots) and resuming are
+nnet/engine.py's; this file parses the arguments and reports. Before the first step the memory a step needs on the
 chosen device is estimated (nnet/memory.py) and compared with what the
 machine has; a step that cannot fit stops the run there, saying what to
 change.
@@ -43,35 +43,17 @@ snapshot or arguments, or a step that cannot fit in memory.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
-
-from tqdm import tqdm
 
 from config import SCHEMA, ConfigError, load_config, parse_assignments
-from db import AnnotationError, ImageReadError, load_db
+from db import AnnotationError, ImageReadError
 from exit_codes import DONE, PROBLEMS, REFUSED
-from nnet import distributed
+from nnet import distributed, engine
 from nnet.device import PRECISION_SETTINGS, choose_device, precision_for
-from nnet.engine import NonFiniteWeightsError, PeriodicWork, restore
-from nnet.memory import (
-    NotEnoughMemoryError,
-    StepOutOfMemoryError,
-    check_step_fits,
-    is_out_of_memory,
-    step_out_of_memory,
-)
-from nnet.py_factory import NetworkFactory, NonFiniteLossError
+from nnet.engine import NonFiniteWeightsError
+from nnet.memory import NotEnoughMemoryError, StepOutOfMemoryError
+from nnet.py_factory import NonFiniteLossError
 from nnet.snapshot import SnapshotError
-from sample.dataset import (
-    TrainingExamples,
-    ValidationExamples,
-    print_note,
-    training_loader,
-    workers_that_fit,
-)
 
 
 def parse_args(argv=None):
@@ -153,7 +135,8 @@ def main(argv=None) -> int:
     context = distributed.init_from_env(device)
     clean = False
     try:
-        train(cfg, args, context)
+        engine.train(cfg, context, start_iter=args.start_iter, workers=args.workers,
+                     memory_check=not args.no_memory_check)
         clean = True
         return DONE
     except (NonFiniteLossError, NonFiniteWeightsError) as e:
@@ -175,80 +158,6 @@ def _fail(rank: int, message: str, code: int) -> int:
     if rank == 0:
         print(f"train.py: {message}", file=sys.stderr, flush=True)
     return code
-
-
-def train(cfg, args, context: distributed.Context) -> None:
-    say = tqdm.write if context.is_main else (lambda *a, **k: None)
-    system = cfg.system
-    train_db = load_db(cfg, system.train_split)
-    train_set = TrainingExamples(train_db, cfg)  # checks db.max_tag_len before any step
-    val_set = None
-    if system.val_iter or system.val_ap_iter:
-        val_db = load_db(cfg, system.val_split)
-        val_set = ValidationExamples(val_db, cfg)
-
-    factory = NetworkFactory(cfg, context.device, context)  # system.precision, as main() printed
-    say(f"{cfg.name}: network {cfg.network_name}, {factory.num_parameters:,} parameters, "
-        f"{len(train_db)} training images, {context.world_size} process(es) on "
-        f"{context.device.type}, {factory.precision}")
-    if cfg.overrides:
-        say("over the config file: " + ", ".join(f"{key}={json.dumps(value)}"
-                                                 for key, value in cfg.overrides.items()))
-    last_snapshot = restore(factory, cfg, args.start_iter, say)
-
-    requested = system.workers if args.workers is None else args.workers
-    per_process_batch = system.batch_size // context.world_size
-    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    workers, note = workers_that_fit(cfg, per_process_batch, requested, local_processes)
-    if context.is_main:
-        print_note(note)
-
-    start = factory.iteration
-    if start >= system.max_iter:
-        say(f"nothing to do: the snapshot is at iteration {start}, system.max_iter is {system.max_iter}")
-        return
-    if not args.no_memory_check:
-        check_step_fits(factory, train_set, per_process_batch, local_processes)
-    loader = training_loader(train_set, start + 1, system.max_iter, context.rank,
-                             context.world_size, workers, context.device.type == "cuda")
-    periodic = PeriodicWork(cfg, factory, context, val_set, workers, last_snapshot,
-                            resumed=args.start_iter is not None)
-    progress = tqdm(total=system.max_iter, initial=start, disable=not context.is_main,
-                    dynamic_ncols=True, desc=cfg.name)
-
-    budget = system.time_budget
-    if budget is not None:
-        say(f"time budget: {budget:g} min of training (stops at iteration {system.max_iter} "
-            f"if that comes first)")
-    tick = time.perf_counter()
-    for iteration, batch in enumerate(loader, start + 1):
-        waited = time.perf_counter() - tick
-        try:
-            losses = factory.train_step(batch)
-            seconds = time.perf_counter() - tick
-            factory.train_seconds += seconds
-            out_of_time = False
-            if budget is not None:
-                # every process must agree on the schedule and on when to stop
-                factory.budget_used = distributed.mean(factory.train_seconds / (60 * budget),
-                                                       context)
-                out_of_time = factory.budget_used >= 1
-            periodic.after_step(iteration, losses, seconds, waited, progress, last=out_of_time)
-        except NonFiniteLossError as e:
-            e.hint = periodic.last_good()
-            raise
-        except RuntimeError as e:  # torch.cuda.OutOfMemoryError is one
-            if not is_out_of_memory(e):
-                raise
-            raise step_out_of_memory(e, iteration, factory, per_process_batch,
-                                     periodic.last_good()) from None
-        tick = time.perf_counter()
-        if out_of_time:
-            say(f"time budget of {budget:g} min used: stopped at iteration {iteration} of "
-                f"{system.max_iter}")
-            break
-    progress.close()
-    periodic.finish()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
-"""The training loop's periodic work and resuming (detectron2's hooks, in
-the small): what train.py's loop calls around each step.
+"""The training loop (`train`, what train.py runs), its periodic work and
+resuming (detectron2's hooks, in the small).
+
+    train(cfg, context, start_iter=None)               # train.py
+
+The loop, in outline:
 
     last = restore(factory, cfg, start_iter, say)     # --iter, or system.pretrain
     periodic = PeriodicWork(cfg, factory, context, val_set, workers, last, resumed)
@@ -8,7 +12,9 @@ the small): what train.py's loop calls around each step.
         periodic.after_step(iteration, losses, seconds, waited, progress)
     periodic.finish()
 
-After each step `PeriodicWork` writes a line of log.jsonl (`JsonLog`),
+With system.time_budget the loop also stops when the budget is used, and
+the learning-rate schedule advances with the budget (nnet/py_factory.py);
+every process agrees on both. After each step `PeriodicWork` writes a line of log.jsonl (`JsonLog`),
 updates the progress bar, measures the validation loss every
 system.val_iter iterations and validation AP every system.val_ap_iter
 (keeping `<name>_best.pkl`), and writes a snapshot every system.snapshot
@@ -25,12 +31,101 @@ import time
 
 from tqdm import tqdm
 
-from sample.dataset import validation_loader
+from db import load_db
+from sample.dataset import (
+    TrainingExamples,
+    ValidationExamples,
+    print_note,
+    training_loader,
+    validation_loader,
+    workers_that_fit,
+)
 
 from . import distributed
 from .checkpoints import best_snapshot_path, find_snapshot, read_snapshot, snapshot_path
-from .py_factory import LOSS_NAMES
+from .memory import check_step_fits, is_out_of_memory, step_out_of_memory
+from .py_factory import LOSS_NAMES, NetworkFactory, NonFiniteLossError
 from .snapshot import save_snapshot
+
+
+def train(cfg, context: distributed.Context, start_iter=None, workers: int | None = None,
+          memory_check: bool = True) -> None:
+    """Train `cfg` on `context`'s device from scratch (or system.pretrain), or
+    resumed from the snapshot of `start_iter` (an iteration or "latest"), to
+    system.max_iter or the end of system.time_budget; `workers`: loader
+    processes (None: system.workers); `memory_check`: estimate a step's
+    memory first (nnet/memory.py)."""
+    say = tqdm.write if context.is_main else (lambda *a, **k: None)
+    system = cfg.system
+    train_db = load_db(cfg, system.train_split)
+    train_set = TrainingExamples(train_db, cfg)  # checks db.max_tag_len before any step
+    val_set = None
+    if system.val_iter or system.val_ap_iter:
+        val_db = load_db(cfg, system.val_split)
+        val_set = ValidationExamples(val_db, cfg)
+
+    factory = NetworkFactory(cfg, context.device, context)  # system.precision, as main() printed
+    say(f"{cfg.name}: network {cfg.network_name}, {factory.num_parameters:,} parameters, "
+        f"{len(train_db)} training images, {context.world_size} process(es) on "
+        f"{context.device.type}, {factory.precision}")
+    if cfg.overrides:
+        say("over the config file: " + ", ".join(f"{key}={json.dumps(value)}"
+                                                 for key, value in cfg.overrides.items()))
+    last_snapshot = restore(factory, cfg, start_iter, say)
+
+    requested = system.workers if workers is None else workers
+    per_process_batch = system.batch_size // context.world_size
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    workers, note = workers_that_fit(cfg, per_process_batch, requested, local_processes)
+    if context.is_main:
+        print_note(note)
+
+    start = factory.iteration
+    if start >= system.max_iter:
+        say(f"nothing to do: the snapshot is at iteration {start}, system.max_iter is {system.max_iter}")
+        return
+    if memory_check:
+        check_step_fits(factory, train_set, per_process_batch, local_processes)
+    loader = training_loader(train_set, start + 1, system.max_iter, context.rank,
+                             context.world_size, workers, context.device.type == "cuda")
+    periodic = PeriodicWork(cfg, factory, context, val_set, workers, last_snapshot,
+                            resumed=start_iter is not None)
+    progress = tqdm(total=system.max_iter, initial=start, disable=not context.is_main,
+                    dynamic_ncols=True, desc=cfg.name)
+
+    budget = system.time_budget
+    if budget is not None:
+        say(f"time budget: {budget:g} min of training (stops at iteration {system.max_iter} "
+            f"if that comes first)")
+    tick = time.perf_counter()
+    for iteration, batch in enumerate(loader, start + 1):
+        waited = time.perf_counter() - tick
+        try:
+            losses = factory.train_step(batch)
+            seconds = time.perf_counter() - tick
+            factory.train_seconds += seconds
+            out_of_time = False
+            if budget is not None:
+                # every process must agree on the schedule and on when to stop
+                factory.budget_used = distributed.mean(factory.train_seconds / (60 * budget),
+                                                       context)
+                out_of_time = factory.budget_used >= 1
+            periodic.after_step(iteration, losses, seconds, waited, progress, last=out_of_time)
+        except NonFiniteLossError as e:
+            e.hint = periodic.last_good()
+            raise
+        except RuntimeError as e:  # torch.cuda.OutOfMemoryError is one
+            if not is_out_of_memory(e):
+                raise
+            raise step_out_of_memory(e, iteration, factory, per_process_batch,
+                                     periodic.last_good()) from None
+        tick = time.perf_counter()
+        if out_of_time:
+            say(f"time budget of {budget:g} min used: stopped at iteration {iteration} of "
+                f"{system.max_iter}")
+            break
+    progress.close()
+    periodic.finish()
 
 
 class NonFiniteWeightsError(RuntimeError):

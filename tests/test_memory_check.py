@@ -8,10 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import train
 from config import load_config
 from db import load_db
-from nnet import memory
+from nnet import engine, memory
 from nnet.checkpoints import available_iterations, snapshot_path
 from nnet.py_factory import NetworkFactory
 from nnet.snapshot import load_snapshot
@@ -50,7 +49,7 @@ def test_a_step_that_cannot_fit_stops_before_the_first_step(tmp_path, tiny_ks_di
 
     def first_step(*args, **kwargs):
         raise StepStarted
-    monkeypatch.setattr(train.NetworkFactory, "train_step", first_step)
+    monkeypatch.setattr(engine.NetworkFactory, "train_step", first_step)
     assert run_train(config) == 2
     err = capsys.readouterr().err
     assert f"a training step of Tiny-Memory needs about {memory._gib(estimate.total)}" in err
@@ -86,13 +85,13 @@ def test_out_of_memory_in_a_step_names_the_iteration_and_keeps_the_last_snapshot
         tmp_path, tiny_ks_dir, monkeypatch, capsys):
     config = write_config(tmp_path, tiny_ks_dir, max_iter=6)
     cfg = load_config(config)
-    real_step = train.NetworkFactory.train_step
+    real_step = engine.NetworkFactory.train_step
 
     def third_step_runs_out(factory, batch):
         if factory.iteration == 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_step(factory, batch)
-    monkeypatch.setattr(train.NetworkFactory, "train_step", third_step_runs_out)
+    monkeypatch.setattr(engine.NetworkFactory, "train_step", third_step_runs_out)
     assert run_train(config) == 1
     err = capsys.readouterr().err
     assert "out of memory on cpu in iteration 3 (2 images per process" in err

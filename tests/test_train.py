@@ -28,6 +28,7 @@ import torch
 
 import train
 from config import load_config
+from nnet import engine
 from nnet.checkpoints import available_iterations, best_snapshot_path, snapshot_path
 from nnet.py_factory import NetworkFactory
 from nnet.snapshot import load_snapshot, save_snapshot
@@ -100,7 +101,7 @@ def test_resume_is_exact(tmp_path, pages):
 def test_time_budget_stops_with_a_snapshot_that_resumes(tmp_path, pages, monkeypatch):
     config = write_config(tmp_path, pages, system={"max_iter": 6, "snapshot": 100, "val_iter": 0})
     clock = iter(range(0, 100_000, 40))  # every reading of the clock is 40 s later
-    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(engine.time, "perf_counter", lambda: float(next(clock)))
     assert run_train(config, "--time-budget", "1.5") == 0  # 90 s: a few readings
     monkeypatch.undo()
     cfg = load_config(config)
@@ -119,7 +120,7 @@ def test_time_budget_moves_the_learning_rate_drops_to_the_same_fraction(tmp_path
                                                    "val_iter": 0, "learning_rate": 0.001,
                                                    "decay_rate": 10})
     clock = iter(range(0, 100_000, 20))
-    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(engine.time, "perf_counter", lambda: float(next(clock)))
     assert run_train(config, "--time-budget", "2") == 0
     monkeypatch.undo()
     cfg = load_config(config)
@@ -174,7 +175,7 @@ def test_crash_while_saving_keeps_previous_snapshot(tmp_path, pages, monkeypatch
 def test_nan_loss_stops_and_keeps_last_snapshot(tmp_path, pages, monkeypatch, capsys):
     config = write_config(tmp_path, pages, system={"val_iter": 0, "max_iter": 6})
     cfg = load_config(config)
-    real_forward = train.NetworkFactory.train_step
+    real_forward = engine.NetworkFactory.train_step
     steps = []
 
     def loss_turns_nan(factory, batch):
@@ -189,7 +190,7 @@ def test_nan_loss_stops_and_keeps_last_snapshot(tmp_path, pages, monkeypatch, ca
             factory.loss.forward = nan_focal
         return real_forward(factory, batch)
 
-    monkeypatch.setattr(train.NetworkFactory, "train_step", loss_turns_nan)
+    monkeypatch.setattr(engine.NetworkFactory, "train_step", loss_turns_nan)
     assert run_train(config) == 1
     message = capsys.readouterr().err
     assert "iteration 3" in message and "focal" in message and "non-finite" in message
@@ -202,7 +203,7 @@ def test_nan_loss_stops_and_keeps_last_snapshot(tmp_path, pages, monkeypatch, ca
 def test_weights_gone_nan_are_not_saved(tmp_path, pages, monkeypatch, capsys):
     config = write_config(tmp_path, pages, system={"val_iter": 0})
     cfg = load_config(config)
-    real_step = train.NetworkFactory.train_step
+    real_step = engine.NetworkFactory.train_step
 
     def poison_last_step(factory, batch):
         # after the last step no loss sees the weights: the snapshot check must
@@ -212,7 +213,7 @@ def test_weights_gone_nan_are_not_saved(tmp_path, pages, monkeypatch, capsys):
                 next(factory.network.parameters()).fill_(float("inf"))
         return losses
 
-    monkeypatch.setattr(train.NetworkFactory, "train_step", poison_last_step)
+    monkeypatch.setattr(engine.NetworkFactory, "train_step", poison_last_step)
     assert run_train(config) == 1
     message = capsys.readouterr().err
     assert "weights became non-finite by iteration 4" in message
@@ -234,7 +235,7 @@ def test_too_many_objects_fail_before_training(tmp_path, monkeypatch, capsys):
 
     def no_network(*args, **kwargs):
         raise AssertionError("the network was built before the data was checked")
-    monkeypatch.setattr(train, "NetworkFactory", no_network)
+    monkeypatch.setattr(engine, "NetworkFactory", no_network)
     assert run_train(config) == 2
     message = capsys.readouterr().err
     assert "db.max_tag_len" in message and "7 objects" in message
@@ -262,7 +263,7 @@ def test_two_processes_end_with_the_same_weights(tmp_path, pages):
     assert len(digests) == 2 and digests[0] == digests[1]
     assert "val_total" in log[2]
     state = load_snapshot(snapshot_path(cfg, 3))
-    net = train.NetworkFactory(cfg, torch.device("cpu")).network
+    net = engine.NetworkFactory(cfg, torch.device("cpu")).network
     net.load_state_dict(state["network"])
     from nnet.distributed import parameter_digest
     assert parameter_digest(net) == digests[0]
