@@ -67,6 +67,8 @@ SYSTEM = {
     "batch_size": Key(32, integer(1), "crops per training step"),
     "pages_per_batch": Key(4, integer(1),
                            "pages a step's crops are cut from (a page is decoded once per step)"),
+    "answer_weight": Key(1.0, number(0, low_open=True),
+                         "weight of the answer head's CTC loss (the printed head's is 1)"),
     "learning_rate": Key(0.003, number(0, low_open=True), "peak learning rate (Adam)"),
     "weight_decay": Key(0.0, number(0), "Adam weight decay"),
     "warmup_iter": Key(100, integer(0), "linear learning-rate warm-up over this many steps"),
@@ -78,9 +80,10 @@ SYSTEM = {
 
 READER = {
     "crop_height": Key(32, integer(8), "network input height, px: a crop is resized to it"),
-    "crop_width": Key(320, integer(16),
+    "crop_width": Key(256, integer(16),
                       "network input width, px: a crop keeps its aspect ratio up to this width "
-                      "(wider ones are squeezed), the rest is paper-coloured padding"),
+                      "(wider ones are squeezed: on the synthetic pages 0.8 % at 32 x 256), the "
+                      "rest is paper-coloured padding"),
     "margin_x": Key(0.4, number(0),
                     "context added left and right of a box, in box heights (a found box may cut "
                     "a digit off)"),

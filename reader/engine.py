@@ -9,7 +9,8 @@ pages (docs/ks-format.md), jittered as the detector's boxes are
 (reader/crops.py). Step `s` draws its crops from a generator seeded with
 (system.seed, s): `system.pages_per_batch` pages, decoded once, and
 batch_size / pages_per_batch problems of each, so a run is a function of its
-config. Loss: nn.CTCLoss of the printed head plus that of the answer head;
+config. Loss: nn.CTCLoss of the printed head plus system.answer_weight times
+that of the answer head;
 Adam with a linear warm-up and a cosine decay to 0 at max_iter.
 
 Snapshots: `<cache_dir>/reader/<name>/<name>_<iter>.pkl` every
@@ -278,7 +279,7 @@ def train_reader(cfg, max_iter: int | None = None, device="cpu", progress: bool 
             answer_targets, answer_lengths = ctc_targets(answers, answer_alphabet)
             printed_loss = ctc(out.printed, printed_targets.to(device), lengths, printed_lengths)
             answer_loss = ctc(out.answer, answer_targets.to(device), lengths, answer_lengths)
-            loss = printed_loss + answer_loss
+            loss = printed_loss + system.answer_weight * answer_loss
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"reader {cfg.name}: the loss is {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)
