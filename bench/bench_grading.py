@@ -25,7 +25,7 @@ import json
 import os
 
 from bench.report import markdown_table, write_section
-from config import load_config
+from config import load_config, parse_assignments
 from reader.config import load_reader_config
 
 GOALS = {"printed_exact": 0.98, "answer_exact": 0.90, "decision_accuracy": 0.95}
@@ -72,14 +72,18 @@ def main(argv=None):
     parser.add_argument("--max-images", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change a setting of the detector config (as grade.py --set), e.g. "
+                             "system.cache_dir=elsewhere for another snapshot folder")
     args = parser.parse_args(argv)
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, overrides=parse_assignments(args.set) or None)
     split = args.split or cfg.system.val_split
     images = os.path.join(cfg.system.data_dir, f"ks_{split}.txt")
     out = args.out or os.path.join(cfg.system.result_dir, "grade", cfg.name, f"{split}_bench")
     common = ["--images", images, "--reader", args.reader, "--reader-iter", str(args.reader_iter),
               "--max-images", str(args.max_images), "--device", args.device]
+    common += [f"--set={assignment}" for assignment in args.set]
     detected = run_grade([args.config, "--testiter", str(args.testiter), "--out", out, *common]
                          + (["--threshold", str(args.threshold)] if args.threshold is not None else []))
     alone = run_grade([args.config, "--gt-boxes", "--out", out + "_gt_boxes", *common])
@@ -128,6 +132,10 @@ marking, writing the JSON and the picture.
 Decision right, by what the true texts say (with the detector's boxes, and with the true boxes):
 
 {markdown_table(["boxes", "pupil right", "pupil wrong", "unanswered"], by_decision)}
+
+Marking every found problem right without reading it would decide
+{percent(detected['accuracy']['all_right_baseline'])} of them correctly (the share the true texts
+call right): the decision accuracy above is to be read against that.
 
 Goals of issue 14, with the detector's boxes: {goals}.
 """

@@ -276,7 +276,9 @@ def accuracy(counts: dict) -> dict:
               "answer_exact": rate(counts.get("answer_exact", 0)),
               "decision_accuracy": rate(counts.get("decision_right", 0)),
               "printed_read_exact": rate(counts.get("printed_read_exact", 0)),
-              "answer_read_exact": rate(counts.get("answer_read_exact", 0))}
+              "answer_read_exact": rate(counts.get("answer_read_exact", 0)),
+              # what marking every found problem right, reading nothing, would score
+              "all_right_baseline": rate(counts.get("truth_right", 0))}
     for decision in DECISIONS:
         n = counts.get(f"truth_{decision}", 0)
         if n:
