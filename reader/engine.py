@@ -39,7 +39,15 @@ from db import read_image
 from .config import reader_config_from_snapshot
 from .crops import EmptyCrop, cut_crop, normalize
 from .model import build_reader_network
-from .text import Alphabet, PageText, ctc_targets, greedy_decode, read_text_file, text_file
+from .text import (
+    Alphabet,
+    PageText,
+    canonical_printed,
+    ctc_targets,
+    greedy_decode,
+    read_text_file,
+    text_file,
+)
 
 READ_BATCH = 64  # crops per network call when reading
 
@@ -216,9 +224,9 @@ def evaluate_reader(reader: Reader, pages: list[PageText]) -> dict:
         for reading, printed, answer in zip(readings, page.printed, page.answers):
             total += 1
             if isinstance(reading, Reading):
-                printed_right += reading.printed == printed
+                printed_right += canonical_printed(reading.printed) == printed
                 answer_right += reading.answer == answer
-                both += reading.printed == printed and reading.answer == answer
+                both += canonical_printed(reading.printed) == printed and reading.answer == answer
     share = (lambda n: round(n / total, 4)) if total else (lambda n: None)
     return {"problems": total, "printed_exact": share(printed_right),
             "answer_exact": share(answer_right), "both_exact": share(both)}

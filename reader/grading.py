@@ -26,6 +26,7 @@ import numpy as np
 from .arithmetic import DECISIONS, RIGHT, UNANSWERED, UNREADABLE, WRONG, grade
 from .crops import EmptyCrop
 from .decoding import best_reading
+from .text import canonical_printed
 
 # A box whose area lies this much inside a better-scoring kept box is a piece of it.
 INSIDE_BETTER = 0.6
@@ -119,11 +120,11 @@ def grade_boxes(reader, image: np.ndarray, detections,
                                            right_answer_prior)
             if (printed, answer) != (reading.printed, reading.answer):
                 verdict = grade(printed, answer)
-        graded.append(GradedProblem(box, score, category, printed, answer,
+        graded.append(GradedProblem(box, score, category, canonical_printed(printed), answer,
                                     round(reading.printed_confidence, 4),
                                     round(reading.answer_confidence, 4), verdict.decision,
                                     verdict.kind, verdict.expected, verdict.reason,
-                                    reading.printed, reading.answer))
+                                    canonical_printed(reading.printed), reading.answer))
     return graded
 
 

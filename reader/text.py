@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,16 @@ def greedy_decode(log_probs: torch.Tensor, alphabet: Alphabet) -> list[tuple[str
     confidence = best.sum(dim=0).exp().tolist()
     paths = path.t().cpu().numpy()                                    # (B, T)
     return [(alphabet.decode_path(p), float(c)) for p, c in zip(paths, confidence)]
+
+
+_FILL_BLANK = re.compile(r"\(\s*\)")
+
+
+def canonical_printed(text: str) -> str:
+    """A printed reading in the side file's notation (docs/ks-format.md): a fill
+    problem's blank is `( )` however many spaces the reader put between the
+    parentheses (an underline filled with handwriting shows no gap to read)."""
+    return _FILL_BLANK.sub("( )", text)
 
 
 def ctc_log_likelihood(log_probs: np.ndarray, text: str, alphabet: Alphabet) -> float:

@@ -317,3 +317,13 @@ def test_the_grading_benchmark_writes_its_section(tiny_reader, tiny_ks_dir, tiny
     assert "ground truth (the recognizer alone)" in text and "Goals of issue 14" in text
     assert (tmp_path / "graded" / "summary.json").is_file()
     assert (tmp_path / "graded_gt_boxes" / "summary.json").is_file()
+
+
+def test_a_fill_blank_read_without_its_gap_is_written_as_the_side_file_writes_it():
+    # an underline filled with handwriting shows no gap: the reader may emit "()"
+    readings = [Reading("()÷2=18", "36", 1, 1), Reading("7+(  )=9", "2", 1, 1)]
+    boxes = np.array([[10, 10, 110, 30], [10, 50, 110, 70]], np.float64)
+    graded = grade_boxes(FakeReader(readings), np.zeros((100, 200, 3), np.uint8), boxes)
+    assert [g.printed for g in graded] == ["( )÷2=18", "7+( )=9"]
+    assert [g.printed_read for g in graded] == ["( )÷2=18", "7+( )=9"]
+    assert [g.decision for g in graded] == [RIGHT, RIGHT]
