@@ -32,16 +32,23 @@ on the same machine, which is what to trust on shared, noisy machines.
 def machine() -> str:
     """A one-line description of where the figures were measured."""
     cpu = platform.processor() or platform.machine()
+    flags = ""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    # machines here differ most in these: bf16 native (AVX-512 BF16, AMX) or emulated
+                    found = [w for w in line.split(":", 1)[1].split()
+                             if w in ("avx2", "avx512f", "avx512_bf16") or w.startswith("amx")]
+                    flags = " (" + " ".join(found or ["no avx2"]) + ")"
                     break
     except OSError:
         pass
     threads = torch.get_num_threads()
-    text = f"{cpu}, {os.cpu_count()} CPUs visible, torch {torch.__version__} with {threads} threads"
+    text = (f"{cpu}{flags}, {os.cpu_count()} CPUs visible, torch {torch.__version__} "
+            f"with {threads} threads")
     if torch.cuda.is_available():
         text += f", GPU {torch.cuda.get_device_name(0)}"
     return text
