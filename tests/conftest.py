@@ -14,6 +14,8 @@ Fake pages:
 Tiny configs:
 - `write_config` (+ `run_train`): a CenterNet-tiny config file at 63 px
   inputs and batch 2 for train.py, its files under a folder;
+  (these tiny configs say fp32: CenterNet-tiny's "auto" would make the
+  tests' numbers depend on whether the CPU computes bf16 natively)
 - `training_config`: the same network settings, loaded, for NetworkFactory;
 - `sampler_config`: 127 px inputs and per-class corners, for the sampler;
 - `detection_config`: test-time settings on a data folder, for test/;
@@ -71,7 +73,8 @@ def tiny_snapshot(tmp_path_factory):
         path = os.path.join(str(folder), "Tiny-Snapshot.json")
         settings = {"base": "CenterNet-tiny",
                     "system": {"data_dir": str(data_dir), "cache_dir": cache_dir,
-                               "result_dir": os.path.join(str(folder), "results")},
+                               "result_dir": os.path.join(str(folder), "results"),
+                               "precision": "fp32"},
                     "db": {"top_k": 20, "num_dets": 100, **db}}
         with open(path, "w", encoding="utf-8") as f:
             json.dump(settings, f)
@@ -224,7 +227,8 @@ def write_config(folder, data_dir, name="tiny", system=None, db=None):
         "system": {"data_dir": data_dir, "cache_dir": os.path.join(str(folder), "cache"),
                    "result_dir": os.path.join(str(folder), "results"),
                    "batch_size": 2, "max_iter": 4, "snapshot": 2, "val_iter": 2,
-                   "val_ap_iter": 0, "workers": 0, "warmup_iter": 3, "stepsize": 3},
+                   "val_ap_iter": 0, "workers": 0, "warmup_iter": 3, "stepsize": 3,
+                   "precision": "fp32"},
         "db": {**TINY_INPUT, "rand_flip": True, "top_k": 20, "num_dets": 100},
     }
     settings["system"].update(system or {})
@@ -246,7 +250,7 @@ def training_config(data_dir, **system):
     """CenterNet-tiny at 63 px, batch 2, a learning rate that warms up over 4
     iterations and drops by 10 every 10."""
     settings = {"data_dir": data_dir, "batch_size": 2, "warmup_iter": 4, "stepsize": 10,
-                "decay_rate": 10, "learning_rate": 0.001}
+                "decay_rate": 10, "learning_rate": 0.001, "precision": "fp32"}
     settings.update(system)
     return load_config("CenterNet-tiny", overrides={"system": settings, "db": dict(TINY_INPUT)})
 

@@ -82,7 +82,6 @@ def test_fp16_needs_cuda_and_amp_contradiction_is_refused(tmp_path, tiny_ks_dir,
 def test_test_and_demo_take_the_precision_as_a_config_override():
     cfg = load_test_config("CenterNet-tiny", None, check_data=False, precision="bf16")
     assert cfg.system.precision == "bf16"
-    # the paper's configs take "auto"; CenterNet-tiny sets fp32, measured faster
-    # on every CPU here (README, Device and precision)
+    # every shipped config takes "auto" (README, Device and precision)
     assert load_test_config("CenterNet-52", None, check_data=False).system.precision == "auto"
-    assert load_test_config("CenterNet-tiny", None, check_data=False).system.precision == "fp32"
+    assert load_test_config("CenterNet-tiny", None, check_data=False).system.precision == "auto"
