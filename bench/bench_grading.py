@@ -112,6 +112,8 @@ def main(argv=None):
                for key, goal in GOALS.items()}
     goals = ", ".join(f"{key.replace('_', ' ')} >= {100 * goal:.0f} %: "
                       f"{'reached' if reached[key] else 'not reached'}"
+                      + ("" if detected["accuracy"][key] is None
+                         else f" ({100 * detected['accuracy'][key]:.2f} %)")
                       for key, goal in GOALS.items())
     trained = reader_training(reader_cfg, detected["reader"]["iteration"])
     body = f"""### Grading the {split} pages: detector {cfg.name}, recognizer {reader_cfg.name} ({trained})
