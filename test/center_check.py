@@ -73,59 +73,62 @@ def center_check(detections: np.ndarray, centers: np.ndarray, cfg) -> np.ndarray
 
     regions = central_regions(detections[:, :4], cfg.db.center_region_area,
                               cfg.db.center_region_small_n, cfg.db.center_region_large_n)
-    fits = _size_agreement(detections, cfg.db.size_tolerance) if cfg.db.center_size else None
+    size_limit = None
+    if cfg.db.center_size:
+        if centers.shape[1] <= C_HEIGHT:
+            raise ValueError("db.center_size is set but the centres carry no predicted size: "
+                             "the network has no size head (was it trained with center_size?)")
+        size_limit = np.log(cfg.db.size_tolerance)
     if not cfg.db.class_agnostic_corners:
-        def same_class(of_centers, part):
-            return of_centers[:, C_CLASS, None] == detections[None, part, CLASS]
-        return _confirm(detections, regions, centers, _both(same_class, fits))
+        return _confirm(detections, regions, centers, size_limit, same_class=True)
 
     kept = []
     for category in np.unique(centers[:, C_CLASS]):
         of_class = centers[centers[:, C_CLASS] == category]
-        confirmed = _confirm(detections, regions, of_class, fits)
+        confirmed = _confirm(detections, regions, of_class, size_limit, same_class=False)
         confirmed[:, CLASS] = category
         kept.append(confirmed)
     return np.concatenate(kept, axis=0)
 
 
-def _size_agreement(detections, tolerance):
-    """agree(centers, part) -> (M, n): the box's width and height are within
-    a factor `tolerance` of each centre's predicted ones."""
-    widths = detections[:, X2] - detections[:, X1]
-    heights = detections[:, Y2] - detections[:, Y1]
-    limit = np.log(tolerance)
-
-    def agree(centers, part):
-        if centers.shape[1] <= C_HEIGHT:
-            raise ValueError("db.center_size is set but the centres carry no predicted size: "
-                             "the network has no size head (was it trained with center_size?)")
-        pred_w = np.maximum(centers[:, C_WIDTH, None], 1e-6)
-        pred_h = np.maximum(centers[:, C_HEIGHT, None], 1e-6)
-        return ((np.abs(np.log(np.maximum(widths[None, part], 1e-6) / pred_w)) <= limit)
-                & (np.abs(np.log(np.maximum(heights[None, part], 1e-6) / pred_h)) <= limit))
-    return agree
-
-
-def _both(first, second):
-    if second is None:
-        return first
-    return lambda centers, part: first(centers, part) & second(centers, part)
+def _pairs(regions, centers):
+    """(box, centre) index pairs whose centre lies strictly between the left and
+    right of the box's central region, in chunks of at most _MAX_PAIRS pairs:
+    the centres sorted by x, each region's centres are a range of them, so the
+    work grows with the pairs that can match, not with boxes x centres."""
+    order = np.argsort(centers[:, CX], kind="stable")
+    xs = centers[order, CX]
+    first = np.searchsorted(xs, regions[:, 0], side="right")     # x > left
+    end = np.searchsorted(xs, regions[:, 2], side="left")        # x < right
+    counts = np.maximum(end - first, 0)
+    totals = np.cumsum(counts)
+    start = 0
+    while start < len(regions):
+        stop = max(start + 1, int(np.searchsorted(totals, totals[start] - counts[start]
+                                                  + _MAX_PAIRS, side="right")))
+        part_counts = counts[start:stop]
+        boxes = np.repeat(np.arange(start, stop), part_counts)
+        within = np.arange(len(boxes)) - np.repeat(np.cumsum(part_counts) - part_counts, part_counts)
+        yield boxes, order[np.repeat(first[start:stop], part_counts) + within]
+        start = stop
 
 
-def _confirm(detections, regions, centers, agree):
-    """The boxes with a centre inside their region (and, when
-    `agree(centers, part)` gives an (M, n) agreement, agreeing), rescored."""
+def _confirm(detections, regions, centers, size_limit, same_class):
+    """The boxes with a centre strictly inside their central region (of the
+    box's class when `same_class`; with a predicted size within `size_limit`,
+    a log ratio, of the box's when given), rescored with the best such centre."""
     best_score = np.full(len(detections), -np.inf, dtype=np.float64)
-    chunk = max(1, _MAX_PAIRS // len(centers))
-    cx, cy = centers[:, CX, None], centers[:, CY, None]  # (M, 1)
-    for start in range(0, len(detections), chunk):
-        part = slice(start, start + chunk)
-        left, top, right, bottom = (regions[part, i][None, :] for i in range(4))  # (1, n)
-        inside = (cx > left) & (cx < right) & (cy > top) & (cy < bottom)  # (M, n)
-        if agree is not None:
-            inside &= agree(centers, part)
-        scores = np.where(inside, centers[:, C_SCORE, None], -np.inf)  # (M, n)
-        best_score[part] = scores.max(axis=0)
+    for boxes, found in _pairs(regions, centers):
+        cy = centers[found, CY]
+        inside = (cy > regions[boxes, 1]) & (cy < regions[boxes, 3])
+        if same_class:
+            inside &= centers[found, C_CLASS] == detections[boxes, CLASS]
+        if size_limit is not None:
+            for side, (low, high) in ((C_WIDTH, (X1, X2)), (C_HEIGHT, (Y1, Y2))):
+                extent = np.maximum(detections[boxes, high] - detections[boxes, low], 1e-6)
+                predicted = np.maximum(centers[found, side], 1e-6)
+                inside &= np.abs(np.log(extent / predicted)) <= size_limit
+        np.maximum.at(best_score, boxes[inside], centers[found[inside], C_SCORE])
 
     confirmed = np.isfinite(best_score)
     kept = detections[confirmed].copy()

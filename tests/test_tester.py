@@ -385,6 +385,26 @@ def test_centre_check_uses_the_middle_fifth_of_large_boxes(tmp_path):
                             cfg)) == 1
 
 
+def test_centre_check_gives_the_same_boxes_whatever_it_holds_in_memory_at_once(monkeypatch):
+    import test.center_check as module
+
+    # a page's worth of boxes and centres, some centres sharing an x: the check
+    # visits (box, centre) pairs in chunks; the chunk size must not matter
+    cfg = load_config("CenterNet-tiny", check_data=False)
+    rng = np.random.default_rng(3)
+    x1, y1 = rng.uniform(0, 600, 400), rng.uniform(0, 800, 400)
+    w, h = rng.uniform(20, 200, 400), rng.uniform(10, 40, 400)
+    detections = np.stack([x1, y1, x1 + w, y1 + h, rng.uniform(0, 1, 400), rng.uniform(0, 1, 400),
+                           rng.uniform(0, 1, 400), np.zeros(400)], 1).astype(np.float32)
+    centres = np.stack([np.round(rng.uniform(0, 800, 150) / 20) * 20, rng.uniform(0, 850, 150),
+                        np.zeros(150), rng.uniform(0, 1, 150), rng.uniform(20, 200, 150),
+                        rng.uniform(10, 40, 150)], 1).astype(np.float32)
+    whole = center_check(detections, centres, cfg)
+    assert 0 < len(whole) < len(detections)
+    monkeypatch.setattr(module, "_MAX_PAIRS", 7)
+    np.testing.assert_array_equal(center_check(detections, centres, cfg), whole)
+
+
 def test_class_agnostic_corners_take_each_class_of_the_centres(tmp_path):
     cfg = load_config("CenterNet-tiny", check_data=False,
                       overrides={"db": {"class_agnostic_corners": True, "classes_from": "centers",
