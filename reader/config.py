@@ -76,6 +76,10 @@ SYSTEM = {
                     "training steps; the learning rate follows a cosine from the peak to 0"),
     "snapshot": Key(1000, integer(1), "steps between snapshots (and validation)"),
     "seed": Key(317, integer(0), "seed of the initial weights and of every crop drawn"),
+    "precision": Key("auto", choice("auto", "fp32", "bf16"),
+                     "training: bf16 autocast where the hardware computes bf16 natively "
+                     "(auto, as the detector's system.precision), or fp32, or bf16; the CTC "
+                     "losses stay in fp32, and reading is in fp32"),
 }
 
 READER = {

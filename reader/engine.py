@@ -10,7 +10,8 @@ pages (docs/ks-format.md), jittered as the detector's boxes are
 (system.seed, s): `system.pages_per_batch` pages, decoded once, and
 batch_size / pages_per_batch problems of each, so a run is a function of its
 config. Loss: nn.CTCLoss of the printed head plus system.answer_weight times
-that of the answer head;
+that of the answer head, in fp32 (the network in system.precision: bf16 where
+the CPU computes it natively, 1.36x faster a step on an AMX machine);
 Adam with a linear warm-up and a cosine decay to 0 at max_iter.
 
 Snapshots: `<cache_dir>/reader/<name>/<name>_<iter>.pkl` every
@@ -251,8 +252,12 @@ def train_reader(cfg, max_iter: int | None = None, device="cpu", progress: bool 
         val_pages = val_pages[:system.val_pages]
     sampler = CropSampler(train_pages, cfg)
 
+    from nnet.device import autocast, precision_for
+
     torch.manual_seed(system.seed)
     device = torch.device(device)
+    precision = precision_for(cfg, device)   # a DeviceError (a ConfigError) names the key
+    log(str(precision))
     network = build_reader_network(cfg.reader).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=system.learning_rate,
                                  weight_decay=system.weight_decay)
@@ -281,12 +286,15 @@ def train_reader(cfg, max_iter: int | None = None, device="cpu", progress: bool 
             rate = learning_rate(cfg, step, done)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            out = network(normalize(crops).to(device))
+            with autocast(precision.name, device):
+                out = network(normalize(crops).to(device))
             lengths = torch.full((len(crops),), out.printed.shape[0], dtype=torch.long)
             printed_targets, printed_lengths = ctc_targets(printed, printed_alphabet)
             answer_targets, answer_lengths = ctc_targets(answers, answer_alphabet)
-            printed_loss = ctc(out.printed, printed_targets.to(device), lengths, printed_lengths)
-            answer_loss = ctc(out.answer, answer_targets.to(device), lengths, answer_lengths)
+            printed_loss = ctc(out.printed.float(), printed_targets.to(device), lengths,
+                               printed_lengths)
+            answer_loss = ctc(out.answer.float(), answer_targets.to(device), lengths,
+                              answer_lengths)
             loss = printed_loss + system.answer_weight * answer_loss
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"reader {cfg.name}: the loss is {loss.item()} at step {step}")

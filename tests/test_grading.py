@@ -181,6 +181,17 @@ def test_training_writes_a_snapshot_that_reads(tiny_reader, tiny_ks_dir):
     assert isinstance(odd[0], Reading) and isinstance(odd[1], EmptyCrop) and isinstance(odd[2], EmptyCrop)
 
 
+def test_train_reader_says_its_precision_and_refuses_one_it_cannot_run(tiny_reader, tmp_path,
+                                                                        entry_point, capsys):
+    elsewhere = f"system.cache_dir={tmp_path / 'cache'}"
+    assert entry_point("train_reader.py", tiny_reader, "--no-progress", "--max-iter", "1",
+                       "--set", elsewhere, "--set", "system.precision=bf16") == 0
+    assert "precision: bf16 (set by" in capsys.readouterr().out
+    assert entry_point("train_reader.py", tiny_reader, "--no-progress", "--max-iter", "1",
+                       "--set", elsewhere, "--set", "system.precision=fp16") == 2
+    assert "system.precision" in capsys.readouterr().err
+
+
 def test_grade_py_writes_a_json_and_a_picture_per_page(tiny_reader, tiny_ks_dir, tiny_snapshot,
                                                          tmp_path, entry_point, capsys):
     config = tiny_snapshot(tmp_path, tiny_ks_dir)
