@@ -440,32 +440,41 @@ def load_config(name_or_path: str, overrides: dict | None = None,
     --suffix tests the snapshots of the config it extends).
     """
     path = config_path(name_or_path)
-    raw = _read_with_base(path, name_or_path, seen=())
+    raw = read_with_base(path, name_or_path, seen=())
     if name is None:
         name = os.path.splitext(os.path.basename(path))[0]
     return config_from_dict(raw, name=name, path=path, overrides=overrides,
                             check_data=check_data)
 
 
-def _read_with_base(path, asked, seen):
+def read_with_base(path, asked, seen=(), *, locate=None, available=None, kind="config",
+                   sections="'system' and 'db'"):
+    """The JSON object of the config file `path` (asked for as `asked`), with
+    the config its "base" names merged under it, section by section; a base
+    name is found with `locate` (config_path) among `available` ones
+    (available_configs). Every problem is a ConfigError naming the file.
+    reader/config.py reads recognizer configs with it."""
+    locate = locate or config_path
+    available = available or available_configs
     if not os.path.isfile(path):
-        raise ConfigError(
-            f"no config {asked!r} ({path}); available: {', '.join(available_configs())}")
+        raise ConfigError(f"no {kind} {asked!r} ({path}); available: "
+                          f"{', '.join(available()) or 'none'}")
     try:
         with open(path, encoding="utf-8-sig") as f:
             raw = json.load(f)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be an object with 'system' and 'db'")
+        raise ConfigError(f"{path}: the top level must be an object with {sections}")
     base = raw.pop("base", None)
     if base is None:
         return raw
     if not isinstance(base, str):
-        raise ConfigError(f"{path}: base: must be a config name, got {base!r}")
+        raise ConfigError(f"{path}: base: must be a {kind} name, got {base!r}")
     if path in seen:
         raise ConfigError(f"{path}: base: configs extend each other in a circle")
-    merged = _read_with_base(config_path(base), base, seen + (path,))
+    merged = read_with_base(locate(base), base, seen + (path,), locate=locate,
+                            available=available, kind=kind, sections=sections)
     for section, values in raw.items():
         if isinstance(values, dict) and isinstance(merged.get(section), dict):
             merged[section] = {**merged[section], **values}
@@ -586,48 +595,51 @@ def _unknown(name, schema, what, key=None):
     return f"{name}: unknown {what}{extra}"
 
 
-def _key_problem(section_name, key) -> str:
+def _key_problem(section_name, key, schema=None) -> str:
     """Why `key` is not a key of `section_name` (a retired original key, a key
-    of the other section, or a typo with the closest valid name)."""
-    if key in _RETIRED:
+    of another section, or a typo with the closest valid name)."""
+    schema = schema or SCHEMA
+    if schema is SCHEMA and key in _RETIRED:
         return f"{section_name}.{key}: not used in this project: {_RETIRED[key]}"
-    other = "db" if section_name == "system" else "system"
-    if key in SCHEMA[other]:
-        return f"{section_name}.{key}: belongs in the {other} section"
-    return _unknown(f"{section_name}.{key}", SCHEMA[section_name], "key", key)
+    for other in schema:
+        if other != section_name and key in schema[other]:
+            return f"{section_name}.{key}: belongs in the {other} section"
+    return _unknown(f"{section_name}.{key}", schema[section_name], "key", key)
 
 
-def parse_assignments(assignments) -> dict:
+def parse_assignments(assignments, schema=None, example="db.top_k=700") -> dict:
     """The --set arguments of train.py, test.py and demo.py as `load_config`
     overrides: ["db.top_k=700", "system.learning_rate=1e-4"] ->
-    {"db": {"top_k": 700}, "system": {"learning_rate": 0.0001}}.
+    {"db": {"top_k": 700}, "system": {"learning_rate": 0.0001}}; with `schema`
+    (and an `example` of it) those of another config (train_reader.py).
 
     A value is read as JSON (700, 1e-4, true, null, [0.5, 1], "text") or,
     when it is not JSON, taken as a string (db.nms_algorithm=nms). Each key
     and value is checked against SCHEMA here, so a mistake names the --set
     that made it (a misspelt key with the closest valid one); the checks
     between keys run when the config loads. ConfigError lists every problem."""
+    schema = schema or SCHEMA
     overrides, problems = {}, []
     for assignment in assignments:
         name, equals, text = assignment.partition("=")
         section_name, dot, key = name.strip().partition(".")
         if not equals or not dot or not key:
-            found = [s for s, schema in SCHEMA.items() if name.strip() in schema]
-            example = f"{found[0]}.{name.strip()}={text or '...'}" if found else "db.top_k=700"
-            problems.append(f"--set {assignment}: write section.key=value, e.g. {example}")
+            found = [s for s, keys in schema.items() if name.strip() in keys]
+            shown = f"{found[0]}.{name.strip()}={text or '...'}" if found else example
+            problems.append(f"--set {assignment}: write section.key=value, e.g. {shown}")
             continue
-        if section_name not in SCHEMA:
-            problems.append("--set " + _unknown(section_name, SCHEMA, "section"))
+        if section_name not in schema:
+            problems.append("--set " + _unknown(section_name, schema, "section"))
             continue
-        if key not in SCHEMA[section_name]:
-            problems.append("--set " + _key_problem(section_name, key))
+        if key not in schema[section_name]:
+            problems.append("--set " + _key_problem(section_name, key, schema))
             continue
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
             value = text
         try:
-            SCHEMA[section_name][key].check(value)
+            schema[section_name][key].check(value)
         except ValueError as e:
             problems.append(f"--set {section_name}.{key}={text}: {e}")
             continue

@@ -18,7 +18,6 @@ another reader config; overrides checked like the file).
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 
@@ -28,9 +27,12 @@ from config import (
     ConfigError,
     Key,
     Section,
+    _unknown,
     choice,
     integer,
     number,
+    parse_assignments,
+    read_with_base,
     string,
 )
 
@@ -164,7 +166,9 @@ def available_reader_configs() -> list[str]:
 def load_reader_config(name_or_path: str, overrides: dict | None = None) -> ReaderConfig:
     """Load and check a recognizer config by name (config/reader/<name>.json) or path."""
     path = reader_config_path(name_or_path)
-    raw = _read(path, name_or_path, seen=())
+    raw = read_with_base(path, name_or_path, locate=reader_config_path,
+                         available=available_reader_configs, kind="reader config",
+                         sections="'system' and 'reader'")
     name = os.path.splitext(os.path.basename(path))[0]
     return reader_config_from_dict(raw, name, path, overrides)
 
@@ -186,7 +190,7 @@ def reader_config_from_dict(raw: dict, name: str, path: str | None = None,
     problems, sections = [], {}
     for section_name, value in raw.items():
         if section_name not in SCHEMA:
-            problems.append(_unknown(section_name, list(SCHEMA), "section"))
+            problems.append(_unknown(section_name, SCHEMA, "section"))
         elif not isinstance(value, dict):
             problems.append(f"{section_name}: must be an object")
     for section_name, schema in SCHEMA.items():
@@ -196,7 +200,7 @@ def reader_config_from_dict(raw: dict, name: str, path: str | None = None,
         values = {}
         for key, value in given.items():
             if key not in schema:
-                problems.append(_unknown(f"{section_name}.{key}", list(schema), "key", key))
+                problems.append(_unknown(f"{section_name}.{key}", schema, "key", key))
                 continue
             try:
                 values[key] = schema[key].check(value)
@@ -226,61 +230,9 @@ def reader_config_from_dict(raw: dict, name: str, path: str | None = None,
     return ReaderConfig(name, path, system, sections["reader"], flat)
 
 
-def _read(path, asked, seen):
-    if not os.path.isfile(path):
-        raise ConfigError(f"no reader config {asked!r} ({path}); available: "
-                          f"{', '.join(available_reader_configs()) or 'none'}")
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be an object with 'system' and 'reader'")
-    base = raw.pop("base", None)
-    if base is None:
-        return raw
-    if not isinstance(base, str):
-        raise ConfigError(f"{path}: base: must be a reader config name, got {base!r}")
-    if path in seen:
-        raise ConfigError(f"{path}: base: configs extend each other in a circle")
-    merged = _read(reader_config_path(base), base, seen + (path,))
-    for section, values in raw.items():
-        if isinstance(values, dict) and isinstance(merged.get(section), dict):
-            merged[section] = {**merged[section], **values}
-        else:
-            merged[section] = values
-    return merged
-
-
-def _unknown(name, valid, what, key=None):
-    hint = difflib.get_close_matches(key or name, valid, n=1, cutoff=0.5)
-    return f"{name}: unknown {what}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-
-
 def parse_reader_assignments(assignments) -> dict:
     """--set section.key=value (train_reader.py) -> overrides, checked against SCHEMA."""
-    overrides, problems = {}, []
-    for assignment in assignments:
-        name, equals, text = assignment.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not equals or not dot or section not in SCHEMA or key not in SCHEMA[section]:
-            valid = [f"{s}.{k}" for s, keys in SCHEMA.items() for k in keys]
-            problems.append("--set " + _unknown(name.strip(), valid, "key"))
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        try:
-            SCHEMA[section][key].check(value)
-        except ValueError as e:
-            problems.append(f"--set {name.strip()}={text}: {e}")
-            continue
-        overrides.setdefault(section, {})[key] = value
-    if problems:
-        raise ConfigError("\n  ".join(problems))
-    return overrides
+    return parse_assignments(assignments, SCHEMA, example="system.max_iter=4000")
 
 
 def describe_reader_schema() -> str:
