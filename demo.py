@@ -218,12 +218,20 @@ def main(argv=None) -> int:
     total = sum(len(d) for d in detections.values())
     print(f"{total} detections on {len(detections)} images; pictures and JSON files in {args.out}")
     print(timer.report())
+    return end_status(unreadable, len(paths), bool(detections), args.strict)
+
+
+def end_status(unreadable: list[tuple[str, str]], images: int, processed: bool,
+               strict: bool) -> int:
+    """List the images that could not be read; the exit status of a run over
+    `images` images (demo.py, grade.py): 2 when none was processed, 1 with
+    --strict when some could not be read, else 0."""
     if unreadable:
-        print(f"could not read {len(unreadable)} of {len(paths)} images (left out):\n"
+        print(f"could not read {len(unreadable)} of {images} images (left out):\n"
               f"{_lines(unreadable)}", file=sys.stderr)
-    if not detections:
+    if not processed:
         return REFUSED
-    return PROBLEMS if unreadable and args.strict else DONE
+    return PROBLEMS if unreadable and strict else DONE
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ import time
 from collections import Counter
 
 from config import ConfigError
-from exit_codes import DONE, PROBLEMS, REFUSED
+from exit_codes import REFUSED
 from nnet.device import choose_device, precision_for
 from test.cli import add_network_arguments, load_test_config, show_warnings_briefly
 
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     show_warnings_briefly()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from demo import _lines, image_paths, image_records, unique_stems
+    from demo import _lines, end_status, image_paths, image_records, unique_stems
     from nnet.snapshot import SnapshotError
     from reader.arithmetic import DECISIONS
     from reader.config import load_reader_config
@@ -231,12 +231,7 @@ def main(argv=None) -> int:
         print(f"against {os.path.basename(truth_path)}: found {a['found']} of {a['truth']} problems; "
               f"of those, printed part exact {a['printed_exact']}, answer exact {a['answer_exact']}, "
               f"decision right {a['decision_accuracy']}")
-    if unreadable:
-        print(f"could not read {len(unreadable)} of {len(paths)} images (left out):\n"
-              f"{_lines(unreadable)}", file=sys.stderr)
-    if not pages:
-        return REFUSED
-    return PROBLEMS if unreadable and args.strict else DONE
+    return end_status(unreadable, len(paths), bool(pages), args.strict)
 
 
 if __name__ == "__main__":
