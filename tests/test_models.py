@@ -239,3 +239,17 @@ def test_autocast_on_cuda_matches_fp32(dtype):
     assert got["tl_heat"].dtype == dtype
     for name in expected:
         assert torch.allclose(got[name].float(), expected[name], atol=0.1, rtol=0.05)
+
+
+def test_head_dim_sets_the_inner_width_of_every_head():
+    sizes = dict(n=1, nstack=1, dims=[8, 8], modules=[1, 1], categories=3, cnv_dim=8,
+                 pool_dim=4, stem_dim=4, center_size=True)
+    default, narrow = kp(**sizes), kp(**sizes, head_dim=5)
+    heads = ("tl_heats", "br_heats", "ct_heats", "tl_tags", "br_tags", "tl_regrs", "br_regrs",
+             "ct_regrs", "ct_sizes")
+    for name in heads:
+        assert getattr(default, name)[0][0].conv.out_channels == 8   # dims[0], as in CenterNet
+        assert getattr(narrow, name)[0][0].conv.out_channels == 5
+        assert getattr(narrow, name)[0][1].in_channels == 5
+    maps = narrow.predict(torch.randn(1, 3, 31, 31))
+    assert set(maps) == set(narrow.heads) and maps["tl_heat"].shape == (1, 3, 8, 8)

@@ -69,12 +69,13 @@ class kp(nn.Module):
     inner width of the pooling modules; stem_dim: width of the 7x7 stem;
     center_size: the size head; box_classifier: None, or the keyword
     arguments of BoxClassifier (module doc); pool_window: [vertical,
-    horizontal] cells of bounded pools (None: to the border).
+    horizontal] cells of bounded pools (None: to the border); head_dim:
+    inner width of the heads (None: dims[0], as in CenterNet).
     """
 
     def __init__(self, n, nstack, dims, modules, categories, cnv_dim=256, pool_dim=128,
                  stem_dim=128, corner_categories=None, center_categories=None,
-                 center_size=False, box_classifier=None, pool_window=None):
+                 center_size=False, box_classifier=None, pool_window=None, head_dim=None):
         super().__init__()
         corner_categories = categories if corner_categories is None else corner_categories
         center_categories = categories if center_categories is None else center_categories
@@ -83,6 +84,7 @@ class kp(nn.Module):
         self.corner_categories = corner_categories
         self.center_categories = center_categories
         curr_dim = dims[0]
+        head_dim = curr_dim if head_dim is None else head_dim
 
         self.pre = nn.Sequential(
             convolution(7, 3, stem_dim, stride=2),
@@ -98,11 +100,11 @@ class kp(nn.Module):
         self.ct_cnvs = nn.ModuleList([CenterPooling(cnv_dim, pool_dim, pool_window)
                                       for _ in range(nstack)])
 
-        self.tl_heats = _heads(nstack, cnv_dim, curr_dim, corner_categories)
-        self.br_heats = _heads(nstack, cnv_dim, curr_dim, corner_categories)
-        self.ct_heats = _heads(nstack, cnv_dim, curr_dim, center_categories)
-        self.tl_tags = _heads(nstack, cnv_dim, curr_dim, 1)
-        self.br_tags = _heads(nstack, cnv_dim, curr_dim, 1)
+        self.tl_heats = _heads(nstack, cnv_dim, head_dim, corner_categories)
+        self.br_heats = _heads(nstack, cnv_dim, head_dim, corner_categories)
+        self.ct_heats = _heads(nstack, cnv_dim, head_dim, center_categories)
+        self.tl_tags = _heads(nstack, cnv_dim, head_dim, 1)
+        self.br_tags = _heads(nstack, cnv_dim, head_dim, 1)
         for heat in (*self.tl_heats, *self.br_heats, *self.ct_heats):
             # sigmoid(-2.19) ~ 0.1: a low prior for every pixel (focal-loss init)
             nn.init.constant_(heat[-1].bias, -2.19)
@@ -117,12 +119,12 @@ class kp(nn.Module):
                           nn.BatchNorm2d(curr_dim))
             for _ in range(nstack - 1)])
 
-        self.tl_regrs = _heads(nstack, cnv_dim, curr_dim, 2)
-        self.br_regrs = _heads(nstack, cnv_dim, curr_dim, 2)
-        self.ct_regrs = _heads(nstack, cnv_dim, curr_dim, 2)
+        self.tl_regrs = _heads(nstack, cnv_dim, head_dim, 2)
+        self.br_regrs = _heads(nstack, cnv_dim, head_dim, 2)
+        self.ct_regrs = _heads(nstack, cnv_dim, head_dim, 2)
         # created only when asked for, so the paper's networks keep their
         # parameter counts and state-dict keys
-        self.ct_sizes = _heads(nstack, cnv_dim, curr_dim, 2) if center_size else None
+        self.ct_sizes = _heads(nstack, cnv_dim, head_dim, 2) if center_size else None
         self.box_classifier = (BoxClassifier(categories, **box_classifier)
                                if box_classifier is not None else None)
 
