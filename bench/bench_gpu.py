@@ -159,8 +159,7 @@ def training(config, precision, device, batch, warmup, steps, quick) -> dict:
 
 def run_command(command, log) -> None:
     log("$ " + " ".join(command))
-    env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
-    completed = subprocess.run(command, cwd=ROOT, env=env)
+    completed = subprocess.run(command, cwd=ROOT)
     if completed.returncode != 0:
         raise RuntimeError(f"`{' '.join(command)}` failed with exit status {completed.returncode}")
 

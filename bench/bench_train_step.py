@@ -10,8 +10,10 @@ hourglass (`kps`), the convolution after it (`cnvs`), the three pooling
 modules and the heads, each forward (from a forward pre-hook to its hook) and
 backward (from a backward pre-hook to its hook), on real batches of the
 sampler (its time is the "data" row: building one batch in this process).
-Each --compare entry is `label=section.key=value[;section.key=value...]`;
-its images/s come from the median of --steps whole training steps
+Each --compare entry is `label=section.key=value[;section.key=value...]`,
+a section being a config section (system, db), `sizes` (the network file's
+SIZES, e.g. sizes.head_dim=32) or `optimizer` (optimizer.fused=false: Adam's
+per-parameter loop as before it was fused); its images/s come from the median of --steps whole training steps
 (NetworkFactory.train_step: forward, loss, backward, optimizer), every
 setting measured in the same process, alternating, so machine noise falls
 on all of them. Writes the section `train_step-<config>` of BENCHMARKS.md.
@@ -20,6 +22,9 @@ on all of them. Writes the section `train_step-<config>` of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import inspect
 import json
 import os
 import statistics
@@ -32,6 +37,7 @@ import torch
 from bench.report import markdown_table, write_section
 from config import load_config
 from db import load_db
+from models.py_utils import kp
 from nnet.py_factory import NetworkFactory
 from sample.dataset import TrainingExamples
 
@@ -43,10 +49,13 @@ HEADS = ("tl_heats", "br_heats", "ct_heats", "tl_tags", "br_tags", "tl_regrs", "
 def parse_setting(text: str):
     """'label=section.key=value;section.key=value' -> (label, overrides dict)."""
     label, _, assignments = text.partition("=")
-    overrides = {"system": {}, "db": {}}
+    overrides = {"system": {}, "db": {}, "sizes": {}, "optimizer": {}}
     for assignment in filter(None, assignments.split(";")):
         key, _, value = assignment.partition("=")
         section, _, name = key.partition(".")
+        if section not in overrides:
+            raise SystemExit(f"--compare {text!r}: unknown section {section!r} "
+                             f"(one of {', '.join(overrides)})")
         try:
             overrides[section][name] = json.loads(value)
         except json.JSONDecodeError:
@@ -139,27 +148,57 @@ def profile(cfg, steps: int) -> tuple[list, float]:
     return [[name, f"{1000 * s:.0f}", f"{100 * s / step:.0f} %"] for name, s in rows], step
 
 
+@contextlib.contextmanager
+def network_sizes(cfg, sizes: dict):
+    """The network file of `cfg` builds with `sizes` over its SIZES meanwhile."""
+    module = importlib.import_module(f"models.{cfg.network_name}")
+    unknown = set(sizes) - set(module.SIZES) - set(inspect.signature(kp).parameters)
+    if unknown:
+        raise SystemExit(f"sizes.{sorted(unknown)[0]}: not a size of models/{cfg.network_name}.py")
+    saved = dict(module.SIZES)
+    module.SIZES.update(sizes)
+    try:
+        yield
+    finally:
+        module.SIZES.clear()
+        module.SIZES.update(saved)
+
+
+def factory_for(cfg, overrides: dict) -> NetworkFactory:
+    with network_sizes(cfg, overrides.get("sizes", {})):
+        factory = NetworkFactory(cfg, torch.device("cpu"))
+    if "fused" in overrides.get("optimizer", {}):
+        old = factory.optimizer
+        factory.optimizer = type(old)(old.param_groups[0]["params"], lr=old.defaults["lr"],
+                                      weight_decay=old.defaults["weight_decay"],
+                                      fused=overrides["optimizer"]["fused"])
+    return factory
+
+
 def images_per_second(settings, base: str, steps: int) -> list[list]:
     """Median step of each setting, measured alternately; rows for the table."""
     factories, loaded = [], []
     for label, overrides in settings:
-        cfg = load_config(base, overrides=overrides)
-        factories.append((label, cfg, NetworkFactory(cfg, torch.device("cpu"))))
+        config_overrides = {k: overrides[k] for k in ("system", "db")}
+        cfg = load_config(base, overrides=config_overrides)
+        factory = factory_for(cfg, overrides)
+        factories.append((label, cfg, factory, factory.num_parameters))
         loaded.append(batches(cfg, steps + 1)[0])
     seconds = defaultdict(list)
     for i in range(steps + 1):
-        for (label, cfg, factory), built in zip(factories, loaded):
+        for (label, cfg, factory, _), built in zip(factories, loaded):
             start = time.perf_counter()
             factory.train_step(built[i])
             if i:  # the first step of each warms up
                 seconds[label].append(time.perf_counter() - start)
     base_rate = None
     rows = []
-    for label, cfg, _ in factories:
+    for label, cfg, _, parameters in factories:
         median = statistics.median(seconds[label])
         rate = cfg.system.batch_size / median
         base_rate = base_rate or rate
-        rows.append([label, f"{1000 * median:.0f}", f"{rate:.2f}", f"{rate / base_rate:.2f}x"])
+        rows.append([label, f"{parameters:,}", f"{1000 * median:.0f}", f"{rate:.2f}",
+                     f"{rate / base_rate:.2f}x"])
     return rows
 
 
@@ -169,14 +208,18 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--compare", nargs="*", default=[],
                         help="label=section.key=value;... settings timed side by side")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                        help="of the profile (default: the config's system.precision)")
     parser.add_argument("--no-write", action="store_true",
                         help="print the figures, leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
-    cfg = load_config(args.config)
+    overrides = {"system": {"precision": args.precision}} if args.precision else None
+    cfg = load_config(args.config, overrides=overrides)
     rows, step = profile(cfg, args.steps)
     for row in rows:
         print(row, flush=True)
     command = (f"python -m bench.bench_train_step --config {args.config} --steps {args.steps}"
+               + (f" --precision {args.precision}" if args.precision else "")
                + (" --compare " + " ".join(f'"{c}"' for c in args.compare) if args.compare else ""))
     body = (f"Profile of {args.config} (batch {cfg.system.batch_size} at {cfg.db.input_size}, "
             f"precision {cfg.system.precision}), mean of {args.steps} steps after one warm-up: "
@@ -193,7 +236,8 @@ def main(argv=None):
         body += ("\n\nWhole training steps (forward, loss, backward, optimizer; the batch "
                  f"prepared beforehand), median of {args.steps} after one warm-up, the settings "
                  "alternating in one process:\n\n"
-                 + markdown_table(["setting", "ms per step", "images/s", "vs first"], compared))
+                 + markdown_table(["setting", "parameters", "ms per step", "images/s",
+                                   "vs first"], compared))
     if not args.no_write:
         write_section(f"train_step-{os.path.splitext(os.path.basename(args.config))[0]}", body,
                       cmd=command)

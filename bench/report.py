@@ -47,8 +47,11 @@ def machine() -> str:
     except OSError:
         pass
     threads = torch.get_num_threads()
+    # how idle OpenMP threads wait changes CPU step times by up to 1.3x (BENCHMARKS.md, thread-wait)
+    waiting = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+                        if k in os.environ) or "OpenMP wait policy unset"
     text = (f"{cpu}{flags}, {os.cpu_count()} CPUs visible, torch {torch.__version__} "
-            f"with {threads} threads")
+            f"with {threads} threads, {waiting}")
     if torch.cuda.is_available():
         text += f", GPU {torch.cuda.get_device_name(0)}"
     return text
