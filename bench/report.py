@@ -23,9 +23,11 @@ BENCHMARKS_MD = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 _HEADER = """# Benchmarks
 
 Every section below is written by the script under `bench/` that its command
-names; rerun the command to refresh it. Figures are medians of repeated runs on
-the machine named in the section; ratios compare runs made in the same process
-on the same machine, which is what to trust on shared, noisy machines.
+names; rerun the command, from the project's root, to refresh it (the scripts
+run as modules of the `bench` package: `python -m bench.<script>`). Figures
+are medians of repeated runs on the machine named in the section; ratios
+compare runs made in the same process on the same machine, which is what to
+trust on shared, noisy machines.
 """
 
 
