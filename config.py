@@ -499,7 +499,7 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
     sections = {}
     for section_name, value in raw.items():
         if section_name not in SCHEMA:
-            problems.append(_unknown(section_name, SCHEMA, "section"))
+            problems.append(unknown_name(section_name, SCHEMA, "section"))
             continue
         if not isinstance(value, dict):
             problems.append(f"{section_name}: must be an object")
@@ -588,7 +588,10 @@ def _arange(start, stop, step):
     return values
 
 
-def _unknown(name, schema, what, key=None):
+def unknown_name(name, schema, what, key=None):
+    """'<name>: unknown <what>', with the closest of `schema`'s names to `key`
+    (or `name`) when one is close (config files and --set of the detector and
+    of the recognizer)."""
     key = key or name
     hint = difflib.get_close_matches(key, list(schema), n=1, cutoff=0.5)
     extra = f"; did you mean {hint[0]!r}?" if hint else ""
@@ -604,7 +607,7 @@ def _key_problem(section_name, key, schema=None) -> str:
     for other in schema:
         if other != section_name and key in schema[other]:
             return f"{section_name}.{key}: belongs in the {other} section"
-    return _unknown(f"{section_name}.{key}", schema[section_name], "key", key)
+    return unknown_name(f"{section_name}.{key}", schema[section_name], "key", key)
 
 
 def parse_assignments(assignments, schema=None, example="db.top_k=700") -> dict:
@@ -629,7 +632,7 @@ def parse_assignments(assignments, schema=None, example="db.top_k=700") -> dict:
             problems.append(f"--set {assignment}: write section.key=value, e.g. {shown}")
             continue
         if section_name not in schema:
-            problems.append("--set " + _unknown(section_name, schema, "section"))
+            problems.append("--set " + unknown_name(section_name, schema, "section"))
             continue
         if key not in schema[section_name]:
             problems.append("--set " + _key_problem(section_name, key, schema))

@@ -27,13 +27,13 @@ from config import (
     ConfigError,
     Key,
     Section,
-    _unknown,
     choice,
     integer,
     number,
     parse_assignments,
     read_with_base,
     string,
+    unknown_name,
 )
 
 READER_CONFIG_DIR = os.path.join(CONFIG_DIR, "reader")
@@ -190,7 +190,7 @@ def reader_config_from_dict(raw: dict, name: str, path: str | None = None,
     problems, sections = [], {}
     for section_name, value in raw.items():
         if section_name not in SCHEMA:
-            problems.append(_unknown(section_name, SCHEMA, "section"))
+            problems.append(unknown_name(section_name, SCHEMA, "section"))
         elif not isinstance(value, dict):
             problems.append(f"{section_name}: must be an object")
     for section_name, schema in SCHEMA.items():
@@ -200,7 +200,7 @@ def reader_config_from_dict(raw: dict, name: str, path: str | None = None,
         values = {}
         for key, value in given.items():
             if key not in schema:
-                problems.append(_unknown(f"{section_name}.{key}", schema, "key", key))
+                problems.append(unknown_name(f"{section_name}.{key}", schema, "key", key))
                 continue
             try:
                 values[key] = schema[key].check(value)
