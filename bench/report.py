@@ -49,7 +49,7 @@ def machine() -> str:
     except OSError:
         pass
     threads = torch.get_num_threads()
-    # how idle OpenMP threads wait changes CPU step times by up to 1.3x (BENCHMARKS.md, thread-wait)
+    # how idle OpenMP threads wait changes CPU step times by up to 2.3x (BENCHMARKS.md, thread-wait)
     waiting = ", ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
                         if k in os.environ) or "OpenMP wait policy unset"
     text = (f"{cpu}{flags}, {os.cpu_count()} CPUs visible, torch {torch.__version__} "
