@@ -17,8 +17,19 @@ fi
 VPY=.venv/bin/python
 $VPY -m pip install --quiet --upgrade pip
 if ! $VPY -c "import torch, torchvision" 2>/dev/null; then
+    # PyTorch's default x86_64 wheels bring their CUDA libraries: about 6 GB
+    # in .venv. pip alone ends a full disk with a bare "[Errno 28]"; say
+    # beforehand how much there is and what to do (the install still runs,
+    # as a CPU build from another index needs far less).
+    free_mb=$(df -Pm .venv | awk 'NR == 2 {print $4}')
+    if [ -n "$free_mb" ] && [ "$free_mb" -lt 7000 ]; then
+        echo "setup: warning: $(pwd)/.venv has ${free_mb} MB free on its disk;" \
+             "PyTorch ($TORCH_SPEC) usually takes about 6000 MB. Free some space," \
+             "or choose a CPU build, e.g." \
+             "TORCH_SPEC=\"torch torchvision --index-url https://download.pytorch.org/whl/cpu\"" >&2
+    fi
     # shellcheck disable=SC2086
-    $VPY -m pip install --quiet $TORCH_SPEC
+    $VPY -m pip install --quiet --no-cache-dir $TORCH_SPEC
 fi
 $VPY -m pip install --quiet -r requirements.txt
 # The linter .ci/run runs before the tests (`ruff check`, settings in pyproject.toml).
