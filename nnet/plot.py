@@ -109,7 +109,9 @@ def plot_log(log_path: str, out_path: str | None = None) -> str:
     iterations, values = series(entries, "lr")
     if len(values):
         ax.plot(iterations, values, color="tab:green")
-        if (values > 0).all():
+        # a log axis over one value (a single iteration, a constant rate)
+        # has no height: matplotlib warns and widens it; linear shows it plainly
+        if (values > 0).all() and values.max() > values.min():
             ax.set_yscale("log")
     _finish(ax, "learning rate", has_data=len(values) > 0, legend=False)
 

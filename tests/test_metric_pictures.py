@@ -5,6 +5,7 @@ metrics.json and PNGs beside it."""
 
 import dataclasses
 import json
+import warnings
 
 import cv2
 import numpy as np
@@ -83,6 +84,17 @@ def test_plot_command_refuses_a_missing_or_empty_log(tmp_path, capsys):
     _write_log(empty, [{"iteration": 3, "event": "finished"}])
     assert plot.main([str(empty)]) == 1
     assert "no training iterations" in capsys.readouterr().err
+
+
+def test_a_one_iteration_log_draws_without_warnings(tmp_path):
+    # one learning rate just under a power of ten (1e-4 as the schedule computes
+    # it) gave a log axis of no height, and matplotlib a "singular" warning
+    log = tmp_path / "log.jsonl"
+    _write_log(log, [{"iteration": 1, "total": 9.7, "focal": 5.8, "pull": 0.004, "push": 0.09,
+                      "regr": 1.2, "lr": 9.999999999999999e-05, "images_per_s": 20.3}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _picture(plot.plot_log(str(log), str(tmp_path / "curves.png")))
 
 
 def test_moving_average_is_the_mean_of_the_last_window():
