@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import zipfile
 from collections.abc import Mapping
 
 import torch
@@ -72,6 +73,14 @@ def load_snapshot(path, map_location="cpu"):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise SnapshotError(f"no snapshot file {path}")
+    # Bytes of another kind go to torch.load's unpickler as if they were a
+    # pickle, and fail there in any of a dozen ways (KeyError, IndexError,
+    # "Unsupported operand", a warning about the protocol): name them here.
+    with open(path, "rb") as f:
+        head = f.read(len(_LEGACY_HEAD))
+    if not (zipfile.is_zipfile(path) or head == _LEGACY_HEAD):
+        raise SnapshotError(_corrupt(path, "neither the zip archive nor the legacy format "
+                                           "that torch.save writes"))
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -83,11 +92,16 @@ def load_snapshot(path, map_location="cpu"):
         raise SnapshotError(_corrupt(path, refused)) from e
     except Exception as e:  # zip, storage and device errors all mean "unusable file"
         detail = f"{type(e).__name__}: {_first_line(e)}"
-        if isinstance(e, (EOFError, UnicodeDecodeError)) or any(
+        # IndexError and KeyError: the unpickler's stack and memo on garbage
+        if isinstance(e, (EOFError, UnicodeDecodeError, IndexError, KeyError)) or any(
                 sign in str(e) for sign in _DAMAGED_FILE):
             raise SnapshotError(_corrupt(path, detail)) from e
         raise SnapshotError(f"cannot load snapshot {path}: {detail}") from e
 
+
+# How a legacy torch.save file (_use_new_zipfile_serialization=False) begins:
+# its pickled magic number; since PyTorch 1.6 a snapshot is a zip archive.
+_LEGACY_HEAD = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)[:-1]  # less its STOP
 
 # How weights_only words a well-formed pickle of a refused object; any other
 # unpickling error means bytes that are no pickle at all.
