@@ -486,47 +486,10 @@ def read_with_base(path, asked, seen=(), *, locate=None, available=None, kind="c
 def config_from_dict(raw: dict, name: str, path: str | None = None,
                      overrides: dict | None = None, check_data: bool = True) -> Config:
     where = path or f"<config {name}>"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: the top level must be an object with 'system' and 'db'")
-    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for section, values in (overrides or {}).items():
-        raw.setdefault(section, {})
-        if not isinstance(raw[section], dict):
-            break
-        raw[section].update(values)
-
-    problems = []
-    sections = {}
-    for section_name, value in raw.items():
-        if section_name not in SCHEMA:
-            problems.append(unknown_name(section_name, SCHEMA, "section"))
-            continue
-        if not isinstance(value, dict):
-            problems.append(f"{section_name}: must be an object")
-            continue
-    for section_name, schema in SCHEMA.items():
-        given = raw.get(section_name, {})
-        if not isinstance(given, dict):
-            continue
-        values = {}
-        for key, value in given.items():
-            if key not in schema:
-                problems.append(_key_problem(section_name, key))
-                continue
-            try:
-                values[key] = schema[key].check(value)
-            except ValueError as e:
-                problems.append(f"{section_name}.{key}: {e}")
-        for key, spec in schema.items():
-            if key not in values and key not in given:
-                values[key] = _copy(spec.default)
-        sections[section_name] = values
-
+    sections, problems = check_sections(raw, SCHEMA, overrides)
     if not problems:
         problems += _cross_checks(sections["system"], sections["db"])
-    if problems:
-        raise ConfigError(f"{where}: " + ("\n  ".join([""] + problems) if len(problems) > 1
-                                          else problems[0]))
+    raise_problems(where, problems)
 
     system, db = sections["system"], sections["db"]
     for key in ("data_dir", "cache_dir", "result_dir", "pretrain"):
@@ -543,9 +506,61 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
             f"(generate the synthetic set with "
             f"`python -m db.synth --out {shlex.quote(system['data_dir'])}` "
             f"or point data_dir at your data)")
-    flat = {f"{section}.{key}": value for section, values in (overrides or {}).items()
+    return Config(name, path, system, db, overrides=flat_overrides(overrides))
+
+
+def check_sections(raw, schema, overrides=None) -> tuple[dict, list[str]]:
+    """The sections of a config's JSON (`raw`) with `overrides` ({section:
+    {key: value}}) laid over them, each value checked by `schema`'s Key and
+    every key the file leaves out at its default: ({section: {key: value}},
+    [problem, ...]). Shared by the detector's and the recognizer's configs;
+    the checks between keys are each loader's own."""
+    names = " and ".join(repr(s) for s in schema)
+    if not isinstance(raw, dict):
+        return {}, [f"the top level must be an object with {names}"]
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for section, values in (overrides or {}).items():
+        if isinstance(raw.setdefault(section, {}), dict):
+            raw[section].update(values)
+    problems, sections = [], {}
+    for section_name, value in raw.items():
+        if section_name not in schema:
+            problems.append(unknown_name(section_name, schema, "section"))
+        elif not isinstance(value, dict):
+            problems.append(f"{section_name}: must be an object")
+    for section_name, keys in schema.items():
+        given = raw.get(section_name, {})
+        if not isinstance(given, dict):
+            continue
+        values = {}
+        for key, value in given.items():
+            if key not in keys:
+                problems.append(_key_problem(section_name, key, schema))
+                continue
+            try:
+                values[key] = keys[key].check(value)
+            except ValueError as e:
+                problems.append(f"{section_name}.{key}: {e}")
+        for key, spec in keys.items():
+            if key not in given:
+                values[key] = _copy(spec.default)
+        sections[section_name] = values
+    return sections, problems
+
+
+def raise_problems(where, problems):
+    """ConfigError naming the file and every problem, one a line; nothing when
+    there are none."""
+    if problems:
+        raise ConfigError(f"{where}: " + ("\n  ".join([""] + problems) if len(problems) > 1
+                                          else problems[0]))
+
+
+def flat_overrides(overrides) -> dict:
+    """{"db": {"top_k": 7}} -> {"db.top_k": 7}: what was set over the file,
+    as results and snapshots name it."""
+    return {f"{section}.{key}": value for section, values in (overrides or {}).items()
             if isinstance(values, dict) for key, value in values.items()}
-    return Config(name, path, system, db, overrides=flat)
 
 
 def _cross_checks(system, db):

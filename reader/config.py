@@ -11,9 +11,11 @@ between them (heatmap sizes against the input, categories against names),
 and every file in config/ is a detector config that the test suite builds a
 network from. A recognizer config shares none of those keys, so it lives in
 config/reader/ with this schema, in the same shape (one `Key` per setting
-with its default, check and meaning; the same value checks from config.py;
-an unknown key named with the closest valid one; `"base"` to start from
-another reader config; overrides checked like the file).
+with its default, check and meaning), read and checked by config.py's own
+functions (`read_with_base`: `"base"` to start from another reader config;
+`check_sections`: the value checks, an unknown key named with the closest
+valid one, overrides checked like the file); only the checks between keys
+are the recognizer's.
 """
 
 from __future__ import annotations
@@ -24,16 +26,17 @@ import os
 from config import (
     CONFIG_DIR,
     PROJECT_ROOT,
-    ConfigError,
     Key,
     Section,
+    check_sections,
     choice,
+    flat_overrides,
     integer,
     number,
     parse_assignments,
+    raise_problems,
     read_with_base,
     string,
-    unknown_name,
 )
 
 READER_CONFIG_DIR = os.path.join(CONFIG_DIR, "reader")
@@ -181,34 +184,7 @@ def reader_config_from_snapshot(settings: dict, name: str) -> ReaderConfig:
 def reader_config_from_dict(raw: dict, name: str, path: str | None = None,
                             overrides: dict | None = None) -> ReaderConfig:
     where = path or f"<reader config {name}>"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: the top level must be an object with 'system' and 'reader'")
-    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for section, values in (overrides or {}).items():
-        if isinstance(raw.setdefault(section, {}), dict):
-            raw[section].update(values)
-    problems, sections = [], {}
-    for section_name, value in raw.items():
-        if section_name not in SCHEMA:
-            problems.append(unknown_name(section_name, SCHEMA, "section"))
-        elif not isinstance(value, dict):
-            problems.append(f"{section_name}: must be an object")
-    for section_name, schema in SCHEMA.items():
-        given = raw.get(section_name, {})
-        if not isinstance(given, dict):
-            continue
-        values = {}
-        for key, value in given.items():
-            if key not in schema:
-                problems.append(unknown_name(f"{section_name}.{key}", schema, "key", key))
-                continue
-            try:
-                values[key] = schema[key].check(value)
-            except ValueError as e:
-                problems.append(f"{section_name}.{key}: {e}")
-        for key, spec in schema.items():
-            values.setdefault(key, json.loads(json.dumps(spec.default)))
-        sections[section_name] = values
+    sections, problems = check_sections(raw, SCHEMA, overrides)
     if not problems:
         reader = sections["reader"]
         # every block halves the height (reader/model.py): at least one row must remain
@@ -219,15 +195,12 @@ def reader_config_from_dict(raw: dict, name: str, path: str | None = None,
         if reader["crop_width"] < 4 * reader["crop_height"]:
             problems.append(f"reader.crop_width: at least 4 x crop_height "
                             f"({4 * reader['crop_height']}), a problem is a long line")
-    if problems:
-        raise ConfigError(f"{where}: " + ("\n  ".join([""] + problems) if len(problems) > 1
-                                          else problems[0]))
+    raise_problems(where, problems)
     system = sections["system"]
     for key in ("data_dir", "cache_dir"):
         if not os.path.isabs(system[key]):
             system[key] = os.path.normpath(os.path.join(PROJECT_ROOT, system[key]))
-    flat = {f"{s}.{k}": v for s, values in (overrides or {}).items() for k, v in values.items()}
-    return ReaderConfig(name, path, system, sections["reader"], flat)
+    return ReaderConfig(name, path, system, sections["reader"], flat_overrides(overrides))
 
 
 def parse_reader_assignments(assignments) -> dict:

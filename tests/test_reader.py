@@ -236,6 +236,14 @@ def test_reader_config_mistakes_name_the_key(tmp_path):
         reader_config_from_dict({"reader": {"answer_alphabet": "0112"}}, "x")
     with pytest.raises(ConfigError, match="belongs|unknown section"):
         reader_config_from_dict({"db": {}}, "x")
+    # every problem at once, a key in the wrong section named as such (the
+    # detector's config does the same, with the same code)
+    with pytest.raises(ConfigError) as e:
+        reader_config_from_dict({"system": {"crop_height": 32, "max_iter": 0}}, "x")
+    assert "system.crop_height: belongs in the reader section" in str(e.value)
+    assert "system.max_iter:" in str(e.value)
+    with pytest.raises(ConfigError, match="the top level must be an object with 'system' and 'reader'"):
+        reader_config_from_dict([], "x")
     base = tmp_path / "Mine.json"
     base.write_text(json.dumps({"base": "CRNN-tiny", "system": {"max_iter": 7}}), encoding="utf-8")
     mine = load_reader_config(str(base))
