@@ -144,6 +144,31 @@ def image_records(paths: list[str], max_pixels: int):
     return records, unreadable
 
 
+def readable_images(program: str, source: str, paths: list[str],
+                    passed_over: list[tuple[str, str]], max_pixels: int):
+    """demo.py's and grade.py's first look at --images: says on stderr which
+    entries were passed over, then reads every image's size. (records,
+    unreadable) as `image_records` gives them, or None after saying that none
+    of them can be read."""
+    if passed_over:
+        print(f"passed over {len(passed_over)} entries of {source}:\n{_lines(passed_over)}",
+              file=sys.stderr)
+    records, unreadable = image_records(paths, max_pixels)
+    if not records:
+        print(f"{program}: none of the {len(paths)} images can be read:\n{_lines(unreadable)}",
+              file=sys.stderr)
+        return None
+    return records, unreadable
+
+
+def output_stems(records, source: str) -> dict:
+    """image_id -> the stem of its output files: the image's name, relative
+    to --images when that is a folder (sub-folders kept), made unique."""
+    root = os.path.abspath(source) if os.path.isdir(source) else None
+    return dict(zip((r.image_id for r in records),
+                    unique_stems([r.path for r in records], root=root)))
+
+
 def detections_json(record, detections, names) -> dict:
     return {
         "image": record.path, "width": record.width, "height": record.height,
@@ -178,14 +203,11 @@ def main(argv=None) -> int:
         return REFUSED
     print(Precision("fp32", "--onnx: onnxruntime runs the exported model in float32")
           if args.onnx else precision)
-    if passed_over:
-        print(f"passed over {len(passed_over)} entries of {args.images}:\n{_lines(passed_over)}",
-              file=sys.stderr)
-    records, unreadable = image_records(paths, cfg.db.max_image_pixels)
-    if not records:
-        print(f"demo.py: none of the {len(paths)} images can be read:\n{_lines(unreadable)}",
-              file=sys.stderr)
+    readable = readable_images("demo.py", args.images, paths, passed_over,
+                               cfg.db.max_image_pixels)
+    if readable is None:
         return REFUSED
+    records, unreadable = readable
     try:
         if args.onnx:
             net, iteration = OnnxNetwork(args.onnx, cfg, device), args.onnx
@@ -197,9 +219,7 @@ def main(argv=None) -> int:
         return REFUSED
 
     os.makedirs(args.out, exist_ok=True)
-    root = args.images if os.path.isdir(args.images) else None
-    stems = dict(zip((r.image_id for r in records),
-                     unique_stems([r.path for r in records], root=root and os.path.abspath(root))))
+    stems = output_stems(records, args.images)
     names = cfg.db.category_names
 
     def save(record, image, detections):

@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     show_warnings_briefly()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from demo import _lines, end_status, image_paths, image_records, unique_stems
+    from demo import end_status, image_paths, output_stems, readable_images
     from nnet.snapshot import SnapshotError
     from reader.arithmetic import DECISIONS
     from reader.config import load_reader_config
@@ -137,14 +137,11 @@ def main(argv=None) -> int:
     if args.max_images > 0:
         paths = paths[:args.max_images]
     print(precision)
-    if passed_over:
-        print(f"passed over {len(passed_over)} entries of {args.images}:\n{_lines(passed_over)}",
-              file=sys.stderr)
-    records, unreadable = image_records(paths, cfg.db.max_image_pixels)
-    if not records:
-        print(f"grade.py: none of the {len(paths)} images can be read:\n{_lines(unreadable)}",
-              file=sys.stderr)
+    readable = readable_images("grade.py", args.images, paths, passed_over,
+                               cfg.db.max_image_pixels)
+    if readable is None:
         return REFUSED
+    records, unreadable = readable
     try:
         net, iteration = None, None
         if not args.gt_boxes:
@@ -158,9 +155,7 @@ def main(argv=None) -> int:
 
     threshold = cfg.db.vis_threshold if args.threshold is None else args.threshold
     os.makedirs(args.out, exist_ok=True)
-    root = args.images if os.path.isdir(args.images) else None
-    stems = dict(zip((r.image_id for r in records),
-                     unique_stems([r.path for r in records], root=root and os.path.abspath(root))))
+    stems = output_stems(records, args.images)
     names = cfg.db.category_names
     about = {"detector": {"config": cfg.name, "iteration": iteration, "threshold": threshold}
              if not args.gt_boxes else {"boxes": "ground truth (--gt-boxes)"},
