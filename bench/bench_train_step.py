@@ -38,7 +38,7 @@ from bench.report import markdown_table, write_section
 from config import load_config
 from db import load_db
 from models.py_utils import kp
-from nnet.py_factory import NetworkFactory, _optimizer
+from nnet.py_factory import NetworkFactory, build_optimizer
 from sample.dataset import TrainingExamples
 
 BLOCKS = ("pre", "kps", "cnvs", "tl_cnvs", "br_cnvs", "ct_cnvs")
@@ -168,8 +168,8 @@ def factory_for(cfg, overrides: dict) -> NetworkFactory:
     with network_sizes(cfg, overrides.get("sizes", {})):
         factory = NetworkFactory(cfg, torch.device("cpu"))
     if "fused" in overrides.get("optimizer", {}):
-        parameters = [p for p in factory.network.parameters() if p.requires_grad]
-        factory.optimizer = _optimizer(cfg, parameters, fused=overrides["optimizer"]["fused"])
+        parameters = factory.optimizer.param_groups[0]["params"]  # those the factory trains
+        factory.optimizer = build_optimizer(cfg, parameters, fused=overrides["optimizer"]["fused"])
     return factory
 
 

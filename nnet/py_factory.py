@@ -87,7 +87,7 @@ class NetworkFactory:
         self.loss = AELoss(pull_weight=cfg.system.pull_weight, push_weight=cfg.system.push_weight,
                            regr_weight=cfg.system.regr_weight, size_weight=cfg.system.size_weight,
                            class_weight=cfg.system.class_weight)
-        self.optimizer = _optimizer(cfg, [p for p in self.network.parameters() if p.requires_grad])
+        self.optimizer = build_optimizer(cfg, [p for p in self.network.parameters() if p.requires_grad])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.iteration = 0  # optimizer steps done
         self.budget_used = 0.0  # fraction of system.time_budget spent (train.py)
@@ -216,7 +216,7 @@ class NetworkFactory:
         return load_network_weights(self.network, path, strict=False)
 
 
-def _optimizer(cfg, parameters, fused=True):
+def build_optimizer(cfg, parameters, fused=True):
     """The optimizer of system.opt_algo. `fused` (Adam): one kernel over every
     tensor instead of a dozen small ops per parameter (CenterNet-tiny: 213
     tensors, 6.5 -> 1.6 ms a step on 2 CPU cores); bench_train_step times
