@@ -448,14 +448,16 @@ def load_config(name_or_path: str, overrides: dict | None = None,
 
 
 def read_with_base(path, asked, seen=(), *, locate=None, available=None, kind="config",
-                   sections="'system' and 'db'"):
+                   schema=None):
     """The JSON object of the config file `path` (asked for as `asked`), with
     the config its "base" names merged under it, section by section; a base
     name is found with `locate` (config_path) among `available` ones
-    (available_configs). Every problem is a ConfigError naming the file.
-    reader/config.py reads recognizer configs with it."""
+    (available_configs); `schema` (SCHEMA) names the sections. Every problem
+    is a ConfigError naming the file. reader/config.py reads recognizer
+    configs with it."""
     locate = locate or config_path
     available = available or available_configs
+    schema = schema or SCHEMA
     if not os.path.isfile(path):
         raise ConfigError(f"no {kind} {asked!r} ({path}); available: "
                           f"{', '.join(available()) or 'none'}")
@@ -465,7 +467,7 @@ def read_with_base(path, asked, seen=(), *, locate=None, available=None, kind="c
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be an object with {sections}")
+        raise ConfigError(f"{path}: {_top_level(schema)}")
     base = raw.pop("base", None)
     if base is None:
         return raw
@@ -474,7 +476,7 @@ def read_with_base(path, asked, seen=(), *, locate=None, available=None, kind="c
     if path in seen:
         raise ConfigError(f"{path}: base: configs extend each other in a circle")
     merged = read_with_base(locate(base), base, seen + (path,), locate=locate,
-                            available=available, kind=kind, sections=sections)
+                            available=available, kind=kind, schema=schema)
     for section, values in raw.items():
         if isinstance(values, dict) and isinstance(merged.get(section), dict):
             merged[section] = {**merged[section], **values}
@@ -515,9 +517,8 @@ def check_sections(raw, schema, overrides=None) -> tuple[dict, list[str]]:
     every key the file leaves out at its default: ({section: {key: value}},
     [problem, ...]). Shared by the detector's and the recognizer's configs;
     the checks between keys are each loader's own."""
-    names = " and ".join(repr(s) for s in schema)
     if not isinstance(raw, dict):
-        return {}, [f"the top level must be an object with {names}"]
+        return {}, [_top_level(schema)]
     raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for section, values in (overrides or {}).items():
         if isinstance(raw.setdefault(section, {}), dict):
@@ -546,6 +547,10 @@ def check_sections(raw, schema, overrides=None) -> tuple[dict, list[str]]:
                 values[key] = _copy(spec.default)
         sections[section_name] = values
     return sections, problems
+
+
+def _top_level(schema) -> str:
+    return "the top level must be an object with " + " and ".join(repr(s) for s in schema)
 
 
 def raise_problems(where, problems):

@@ -171,7 +171,7 @@ def load_reader_config(name_or_path: str, overrides: dict | None = None) -> Read
     path = reader_config_path(name_or_path)
     raw = read_with_base(path, name_or_path, locate=reader_config_path,
                          available=available_reader_configs, kind="reader config",
-                         sections="'system' and 'reader'")
+                         schema=SCHEMA)
     name = os.path.splitext(os.path.basename(path))[0]
     return reader_config_from_dict(raw, name, path, overrides)
 
