@@ -1,7 +1,9 @@
 """Convert box annotations between ks_*.txt (ks-format.md) and the formats
 labelling tools write: labelme (a folder of JSON files, one per image),
-Pascal VOC XML (labelImg; a folder of XML files, one per image) and COCO
-instances JSON (CVAT, Label Studio), in any direction.
+Pascal VOC XML (labelImg; a folder of XML files, one per image), COCO
+instances JSON (CVAT, Label Studio) and YOLO (labelImg, CVAT, Label Studio,
+Roboflow, ultralytics: labels/*.txt beside images/, the names in data.yaml
+or classes.txt; db/yolo.py), in any direction.
 
     python -m db.convert labelme_folder/ data/mine/ks_train.txt          # labelme -> ks
     python -m db.convert voc_folder/ data/mine/ks_train.txt              # VOC -> ks
@@ -9,17 +11,20 @@ instances JSON (CVAT, Label Studio), in any direction.
     python -m db.convert data/ks/ks_val.txt out/ --to labelme            # ks -> labelme
     python -m db.convert data/ks/ks_val.txt out/ --to voc                # ks -> VOC
     python -m db.convert data/ks/ks_val.txt out/instances_val.json       # ks -> COCO
+    python -m db.convert yolo_folder/ data/mine/ks_train.txt             # YOLO -> ks
+    python -m db.convert data/ks/ks_val.txt out/ --to yolo               # ks -> YOLO
 
 The format of each side comes from the path (.txt: ks; .json file: COCO; a
-folder of .json: labelme; a folder of .xml: VOC) or from --from / --to.
+folder holding labels/, data.yaml or classes.txt: YOLO; a folder of .json:
+labelme; a folder of .xml: VOC) or from --from / --to.
 Categories are matched by name against the config's db.category_names
 (--config, default CenterNet-52: add, sub, mul, div, compare, fill) or
 --names; ks category c is the c-th name. A name that is not a category is an
 error, with the closest one suggested.
 
 Every problem of the input is collected in one pass and reported with its
-file and position (`file:line` for ks, `file (shapes[3])`, `file
-(object 2)`, `file (annotations[7], id 8)`), the way `python -m db.ks`
+file and position (`file:line` for ks and YOLO labels, `file (shapes[3])`,
+`file (object 2)`, `file (annotations[7], id 8)`), the way `python -m db.ks`
 reports; exit status 1 when there is any, and then nothing is written.
 Output files that already exist are not replaced without --overwrite.
 
@@ -32,6 +37,15 @@ px). labelme polygons become their bounding box; other labelme shapes
 (points, lines, circles) are errors. VOC `difficult` objects are kept. Boxes
 partly outside their image are kept (the ks reader clips them, with a
 warning); check a converted ks file with `python -m db.ks`.
+
+YOLO: a YOLO class is matched by its name (data.yaml or classes.txt) to a
+category, as COCO's are; only the classes a box uses need one. Written,
+coordinates keep 6 decimals of the image's size (a round trip ks -> YOLO ->
+ks moves a box by under 0.01 px), an image without boxes gets an empty label
+file, and images/ holds a relative symbolic link to each image (a copy where
+the file system refuses links), named as its label file, which is what
+ultralytics needs to pair them; read back, such a link is followed, so the
+ks file names the original image.
 """
 
 from __future__ import annotations
@@ -41,9 +55,11 @@ import difflib
 import json
 import math
 import os
+import shutil
 import sys
 import xml.etree.ElementTree as ET
 
+from . import yolo
 from .coco import _is_finite, _is_int, _read_json, load_coco
 from .detection import DetectionDB
 from .errors import AnnotationError, ImageReadError, Problem, plural
@@ -51,7 +67,7 @@ from .image_io import image_size
 from .ks import format_ks_line, format_ks_number, inspect_ks_file
 from .records import ImageRecord
 
-FORMATS = ("ks", "labelme", "voc", "coco")
+FORMATS = ("ks", "labelme", "voc", "coco", "yolo")
 LABELME_VERSION = "5.4.1"  # the labelme file version written (readers accept any)
 
 
@@ -270,6 +286,107 @@ def read_coco(path, categories: Categories, image_root=None):
     return records, [], db.warnings
 
 
+def read_yolo(folder, categories: Categories, image_root=None):
+    """Every image of the images folder (db/yolo.py `folders`, or
+    `image_root`), in name order, with the boxes of labels/<its name>.txt
+    (none when there is no such file); a label file without an image is an
+    error, as is a class without a name or whose name is not a category."""
+    errors, warnings = [], []
+    labels_dir, images_dir = yolo.folders(folder, image_root)
+    names_file = yolo.find_names_file(folder)
+    if names_file is None:
+        above = os.path.dirname(os.path.abspath(folder))
+        return [], [Problem(os.path.abspath(folder), 0, (
+            f"no data.yaml or classes.txt here or in the two folders above ({above}, ...): "
+            f"YOLO labels hold class numbers, and the names say which category each is; "
+            f"write classes.txt beside labels/, one name a line, class 0 first"))], []
+    names, problems = yolo.read_names(names_file)
+    errors += [Problem(names_file, line, message) for line, message in problems]
+    for where in (labels_dir, images_dir):
+        if not os.path.isdir(where):
+            errors.append(Problem(where, 0, "no such folder (a YOLO folder holds images/ and "
+                                            "labels/, or labels beside their images)"))
+    if errors:
+        return [], errors, warnings
+
+    label_files = {os.path.splitext(n)[0]: os.path.join(labels_dir, n)
+                   for n in sorted(os.listdir(labels_dir))
+                   if n.lower().endswith(".txt") and not yolo.is_names_file(n)}
+    image_names = sorted(n for n in os.listdir(images_dir)
+                         if n.lower().endswith(yolo.IMAGE_EXTENSIONS))
+    if not image_names:
+        subfolders = sorted(n for n in os.listdir(images_dir)
+                            if os.path.isdir(os.path.join(images_dir, n)))
+        shown = (f"folder {subfolders[0]} looks like a split" if len(subfolders) == 1 else
+                 f"folders {', '.join(subfolders)} look like splits")
+        hint = (f": its {shown}; convert one at a time, e.g. "
+                f"{os.path.join(labels_dir, subfolders[0])}") if subfolders else ""
+        errors.append(Problem(images_dir, 0, f"holds no images ({', '.join(yolo.IMAGE_EXTENSIONS)})"
+                                             f"{hint}"))
+        return [], errors, warnings
+    stems = {os.path.splitext(n)[0] for n in image_names}
+    for stem, label_file in label_files.items():
+        if stem not in stems:
+            errors.append(Problem(label_file, 0, f"no image {stem}.* in {images_dir} for it"))
+
+    used = {}  # class -> [(label file, line)], for the names without a category
+    records = []
+    for name in image_names:
+        image = _followed(os.path.join(images_dir, name))
+        try:
+            width, height = image_size(image)
+        except ImageReadError as e:
+            errors.append(Problem(image, 0, f"image: {e.reason}"))
+            continue
+        boxes, classes = [], []
+        label_file = label_files.get(os.path.splitext(name)[0])
+        for number, text in enumerate(_label_lines(label_file, errors), 1):
+            box, why = yolo.parse_label_line(text, names, names_file)
+            if why:
+                errors.append(Problem(label_file, number, why))
+            if box is None:
+                continue
+            cls, *fractions = box
+            used.setdefault(cls, []).append((label_file, number))
+            boxes.append(yolo.to_pixels(*fractions, width, height))
+            classes.append(cls)
+        records.append(ImageRecord(image_id=len(records) + 1, path=image, width=width,
+                                   height=height, boxes=boxes, classes=classes))
+    category_of = {}
+    for cls in sorted(used):
+        category_of[cls], why = categories.find(names[cls])
+        if why:
+            file, line = used[cls][0]
+            errors.append(Problem(names_file, 0, f"class {cls}: {why} ({plural(len(used[cls]), 'box')}, "
+                                                 f"the first at {file}:{line})"))
+    if errors:
+        return [], errors, warnings
+    records = [ImageRecord(image_id=r.image_id, path=r.path, width=r.width, height=r.height,
+                           boxes=r.boxes, classes=[category_of[c] for c in r.classes.tolist()])
+               for r in records]
+    return records, errors, warnings
+
+
+def _label_lines(label_file, errors) -> list[str]:
+    if label_file is None:
+        return []
+    with open(label_file, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        errors.append(Problem(label_file, data[:e.start].count(b"\n") + 1,
+                              f"not UTF-8 (byte 0x{data[e.start]:02x})"))
+        return []
+
+
+def _followed(path) -> str:
+    """A symbolic link's target (one step: the file --to yolo linked), else `path`."""
+    if not os.path.islink(path):
+        return path
+    return os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+
+
 def _files(folder, extension, errors) -> list[str]:
     names = sorted(n for n in os.listdir(folder) if n.lower().endswith(extension))
     if not names:
@@ -312,12 +429,20 @@ def _show_box(box) -> str:
     return ",".join(format_ks_number(v) for v in box)
 
 
-READERS = {"ks": read_ks, "labelme": read_labelme, "voc": read_voc, "coco": read_coco}
+READERS = {"ks": read_ks, "labelme": read_labelme, "voc": read_voc, "coco": read_coco,
+           "yolo": read_yolo}
 
 
 # ----------------------------------------------------------------------
-# writing: {path: text}, built whole before anything is written
+# writing: {path: text or Link}, built whole before anything is written
 # ----------------------------------------------------------------------
+
+class Link:
+    """An output that is a symbolic link to `target` (a copy where links fail)."""
+
+    def __init__(self, target):
+        self.target = target
+
 
 def write_ks(records, out_path, categories: Categories, source: str, image_root=None):
     """One ks line per image (db/ks.py's `format_ks_line`), image paths
@@ -399,6 +524,23 @@ def write_coco(records, out_path, categories, source, image_root=None):
     return {out_path: json.dumps(payload, ensure_ascii=False) + "\n"}, []
 
 
+def write_yolo(records, out_dir, categories, source, image_root=None):
+    """images/ (a link to each image), labels/*.txt, data.yaml and classes.txt
+    under `out_dir` (db/yolo.py); class c is the c-th category."""
+    out_dir = os.path.abspath(out_dir)
+    header = (f"converted from {source} by python -m db.convert: labels/<image>.txt, one box "
+              f"a line, `class cx cy w h`\nas fractions of the image's width and height")
+    files = {os.path.join(out_dir, "data.yaml"): yolo.data_yaml_text(categories.names, header),
+             os.path.join(out_dir, "classes.txt"): "\n".join(categories.names) + "\n"}
+    for record, stem in zip(records, _unique_stems(records)):
+        extension = os.path.splitext(record.path)[1]
+        files[os.path.join(out_dir, "images", stem + extension)] = Link(record.path)
+        lines = [yolo.format_label_line(box, c, record.width, record.height)
+                 for box, c in zip(record.boxes.tolist(), record.classes.tolist())]
+        files[os.path.join(out_dir, "labels", stem + ".txt")] = "".join(f"{line}\n" for line in lines)
+    return files, []
+
+
 def _rounded(boxes):
     return [[float(format_ks_number(v)) for v in box] for box in boxes.tolist()]
 
@@ -413,7 +555,8 @@ def _unique_stems(records) -> list[str]:
     return stems
 
 
-WRITERS = {"ks": write_ks, "labelme": write_labelme, "voc": write_voc, "coco": write_coco}
+WRITERS = {"ks": write_ks, "labelme": write_labelme, "voc": write_voc, "coco": write_coco,
+           "yolo": write_yolo}
 
 
 # ----------------------------------------------------------------------
@@ -421,15 +564,18 @@ WRITERS = {"ks": write_ks, "labelme": write_labelme, "voc": write_voc, "coco": w
 # ----------------------------------------------------------------------
 
 def guess_format(path: str, reading: bool) -> str | None:
-    """ks for .txt, coco for .json; for a folder being read, labelme or voc by
-    what it holds; None when the path does not say."""
+    """ks for .txt, coco for .json; for a folder being read, yolo when it
+    holds labels/ or a names file, else labelme or voc by what it holds;
+    None when the path does not say."""
     lower = path.lower()
-    if lower.endswith(".txt"):
+    if lower.endswith(".txt") and not os.path.isdir(path):
         return "ks"
     if lower.endswith(".json") and not os.path.isdir(path):
         return "coco"
     if reading and os.path.isdir(path):
         names = [n.lower() for n in os.listdir(path)]
+        if os.path.isdir(os.path.join(path, "labels")) or any(map(yolo.is_names_file, names)):
+            return "yolo"
         has_json = any(n.endswith(".json") for n in names)
         has_xml = any(n.endswith(".xml") for n in names)
         if has_json != has_xml:
@@ -448,18 +594,30 @@ def convert(source, source_format, target, target_format, category_names, image_
         files, errors = WRITERS[target_format](records, target, categories, source, image_root)
     if not errors and not overwrite:
         errors = [Problem(path, 0, "exists already: pass --overwrite to replace it")
-                  for path in files if os.path.exists(path)]
+                  for path in files if os.path.lexists(path)]
     if errors:
         raise AnnotationError(os.path.abspath(source), errors,
                               hint=f"nothing was written to {target}")
     for path, text in files.items():
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temporary = path + ".tmp"
-        with open(temporary, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        if os.path.lexists(temporary):
+            os.remove(temporary)
+        if isinstance(text, Link):
+            _link(text.target, temporary)
+        else:
+            with open(temporary, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
         os.replace(temporary, path)
     return {"files": list(files), "images": len(records),
             "objects": sum(r.num_objects for r in records)}, warnings
+
+
+def _link(target, path):
+    try:
+        os.symlink(os.path.relpath(target, os.path.dirname(path)), path)
+    except (OSError, ValueError):  # no links here (Windows without the right), another drive
+        shutil.copy2(target, path)
 
 
 def main(argv=None) -> int:
@@ -468,10 +626,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m db.convert",
         description="Convert box annotations between ks_*.txt, labelme (a folder of JSON), "
-                    "Pascal VOC (a folder of XML) and COCO instances JSON. Exit status 1 "
-                    "when the input has any problem (all of them are listed).")
-    parser.add_argument("source", help="a ks .txt, a COCO .json, or a folder of labelme "
-                                       ".json or VOC .xml files")
+                    "Pascal VOC (a folder of XML), COCO instances JSON and YOLO (images/, "
+                    "labels/*.txt, data.yaml or classes.txt). Exit status 1 when the input "
+                    "has any problem (all of them are listed).")
+    parser.add_argument("source", help="a ks .txt, a COCO .json, a folder of labelme .json or "
+                                       "VOC .xml files, or a YOLO folder")
     parser.add_argument("target", help="the file (ks .txt, COCO .json) or folder to write")
     parser.add_argument("--from", dest="source_format", choices=FORMATS, default=None,
                         help="format of the source (default: from the path)")
@@ -483,8 +642,9 @@ def main(argv=None) -> int:
                         help="the category names in ks order, instead of the config's")
     parser.add_argument("--image-root", default=None, metavar="DIR",
                         help="folder the image paths of labelme, VOC or COCO files are relative "
-                             "to (default: the annotation file's folder); for a COCO file "
-                             "written, the folder its file_name entries are relative to")
+                             "to (default: the annotation file's folder), or a YOLO folder's "
+                             "images (default: its images/); for a COCO file written, the "
+                             "folder its file_name entries are relative to")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace output files that exist already")
     args = parser.parse_args(argv)
