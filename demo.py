@@ -114,16 +114,14 @@ def _lines(entries: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def unique_stems(paths: list[str], root: str | None = None) -> list[str]:
+def unique_stems(paths: list[str], root: str | None = None, reserved=()) -> list[str]:
     """File stems (relative to the folder `root`, with its sub-folders, when
-    given), with _2, _3, ... added where two images share one."""
-    stems, seen = [], {}
-    for path in paths:
-        name = os.path.relpath(path, root) if root else os.path.basename(path)
-        stem = os.path.splitext(name)[0]
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
-    return stems
+    given), with _2, _3, ... added where two images share one, never making
+    another image's stem or one of `reserved` (outputs.unique_stems)."""
+    from outputs import unique_stems as made_unique
+
+    names = [os.path.relpath(path, root) if root else os.path.basename(path) for path in paths]
+    return made_unique([os.path.splitext(name)[0] for name in names], reserved)
 
 
 def image_records(paths: list[str], max_pixels: int):
@@ -161,12 +159,39 @@ def readable_images(program: str, source: str, paths: list[str],
     return records, unreadable
 
 
-def output_stems(records, source: str) -> dict:
+def output_stems(records, source: str, reserved=()) -> dict:
     """image_id -> the stem of its output files: the image's name, relative
-    to --images when that is a folder (sub-folders kept), made unique."""
+    to --images when that is a folder (sub-folders kept), made unique and
+    none of `reserved` (the names of the tool's own files)."""
     root = os.path.abspath(source) if os.path.isdir(source) else None
     return dict(zip((r.image_id for r in records),
-                    unique_stems([r.path for r in records], root=root)))
+                    unique_stems([r.path for r in records], root=root, reserved=reserved)))
+
+
+def planned_outputs(program: str, out: str, stems: dict, inputs, extra=()):
+    """The OutputPlan (outputs.py) of `program`'s files in `out`: <stem>.jpg
+    and <stem>.json per image and the files named in `extra`, checked against
+    `inputs` and what `out` holds; None after saying on stderr why they may
+    not be written (nothing was)."""
+    from outputs import OutputError, OutputPlan
+
+    plan = OutputPlan(program, out, inputs)
+    try:
+        plan.check([stem + extension for stem in stems.values() for extension in (".jpg", ".json")]
+                   + list(extra))
+    except OutputError as e:
+        print(f"{program}: {e}", file=sys.stderr)
+        return None
+    return plan
+
+
+def own_files(program: str) -> tuple[str, ...]:
+    """The stems an image may not take in `program`'s --out: its manifest's
+    (and grade.py's summary.json)."""
+    from outputs import manifest_name
+
+    return (os.path.splitext(manifest_name(program))[0],) + (("summary",) if program == "grade.py"
+                                                             else ())
 
 
 def detections_json(record, detections, names) -> dict:
@@ -208,6 +233,10 @@ def main(argv=None) -> int:
     if readable is None:
         return REFUSED
     records, unreadable = readable
+    stems = output_stems(records, args.images, reserved=own_files("demo.py"))
+    outputs = planned_outputs("demo.py", args.out, stems, [*paths, args.images])
+    if outputs is None:
+        return REFUSED
     try:
         if args.onnx:
             net, iteration = OnnxNetwork(args.onnx, cfg, device), args.onnx
@@ -218,27 +247,41 @@ def main(argv=None) -> int:
         print(f"demo.py: {e}", file=sys.stderr)
         return REFUSED
 
-    os.makedirs(args.out, exist_ok=True)
-    stems = output_stems(records, args.images)
     names = cfg.db.category_names
 
     def save(record, image, detections):
-        stem = os.path.join(args.out, stems[record.image_id])
-        os.makedirs(os.path.dirname(stem), exist_ok=True)  # a sub-folder's images (--recursive)
-        write_picture(stem + ".jpg", render(image, detections, cfg))
-        write_json(stem + ".json", detections_json(record, detections, names))
+        stem = stems[record.image_id]
+        path = os.path.join(args.out, stem)
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # a sub-folder's images (--recursive)
+        write_picture(path + ".jpg", render(image, detections, cfg))
+        write_json(path + ".json", detections_json(record, detections, names))
+        outputs.wrote(stem + ".jpg", stem + ".json")
 
     def cannot_decode(record, error):
         unreadable.append((record.path, error.reason or str(error)))
 
     print(f"detecting with {cfg.name} iteration {iteration} on {len(records)} images on {device}")
     timer = StageTimer(device_sync(device))
-    detections = detect_records(net, records, cfg, device, timer, on_image=save, progress=True,
-                                on_error=cannot_decode)
+    try:
+        outputs.begin()
+        detections = detect_records(net, records, cfg, device, timer, on_image=save, progress=True,
+                                    on_error=cannot_decode)
+        outputs.finish()
+    except OSError as e:  # checked at the start; a disk filling up is what is left
+        print(f"demo.py: {cannot_write(e)}", file=sys.stderr)
+        return PROBLEMS
     total = sum(len(d) for d in detections.values())
     print(f"{total} detections on {len(detections)} images; pictures and JSON files in {args.out}")
     print(timer.report())
     return end_status(unreadable, len(paths), bool(detections), args.strict)
+
+
+def cannot_write(error: OSError) -> str:
+    """'cannot write PATH: why' for an error of writing an output."""
+    from outputs import why_not_writable
+
+    return (f"cannot write {error.filename or 'an output file'}: {why_not_writable(error)}; "
+            f"the files written so far are kept")
 
 
 def end_status(unreadable: list[tuple[str, str]], images: int, processed: bool,

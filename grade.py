@@ -44,11 +44,12 @@ import time
 from collections import Counter
 
 from config import ConfigError
-from exit_codes import REFUSED
+from exit_codes import PROBLEMS, REFUSED
 from nnet.device import choose_device, precision_for
 from test.cli import add_network_arguments, load_test_config, show_warnings_briefly
 
 DEFAULT_READER = "CRNN-tiny"
+SUMMARY = "summary.json"
 
 
 def parse_args(argv=None):
@@ -98,7 +99,15 @@ def main(argv=None) -> int:
     show_warnings_briefly()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from demo import end_status, image_paths, output_stems, readable_images
+    from demo import (
+        cannot_write,
+        end_status,
+        image_paths,
+        output_stems,
+        own_files,
+        planned_outputs,
+        readable_images,
+    )
     from nnet.snapshot import SnapshotError
     from reader.arithmetic import DECISIONS
     from reader.config import load_reader_config
@@ -142,6 +151,12 @@ def main(argv=None) -> int:
     if readable is None:
         return REFUSED
     records, unreadable = readable
+    stems = output_stems(records, args.images, reserved=own_files("grade.py"))
+    outputs = planned_outputs("grade.py", args.out, stems,
+                              [*paths, args.images] + ([truth_path] if truth_path else []),
+                              extra=[SUMMARY])
+    if outputs is None:
+        return REFUSED
     try:
         net, iteration = None, None
         if not args.gt_boxes:
@@ -154,8 +169,6 @@ def main(argv=None) -> int:
         return REFUSED
 
     threshold = cfg.db.vis_threshold if args.threshold is None else args.threshold
-    os.makedirs(args.out, exist_ok=True)
-    stems = output_stems(records, args.images)
     names = cfg.db.category_names
     about = {"detector": {"config": cfg.name, "iteration": iteration, "threshold": threshold}
              if not args.gt_boxes else {"boxes": "ground truth (--gt-boxes)"},
@@ -177,10 +190,12 @@ def main(argv=None) -> int:
             result["truth"] = page_counts
             for key, value in page_counts.items():
                 counts[key] = counts.get(key, 0) + value
-        stem = os.path.join(args.out, stems[record.image_id])
-        os.makedirs(os.path.dirname(stem), exist_ok=True)
-        write_picture(stem + ".jpg", draw_grades(image, problems))
-        write_json(stem + ".json", result)
+        stem = stems[record.image_id]
+        path = os.path.join(args.out, stem)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_picture(path + ".jpg", draw_grades(image, problems))
+        write_json(path + ".json", result)
+        outputs.wrote(stem + ".jpg", stem + ".json")
         for decision in DECISIONS:
             decisions[decision] += result["score"][decision]
         pages.append({"image": record.path, "score": result["score"]["score"]})
@@ -194,21 +209,26 @@ def main(argv=None) -> int:
           f"iteration {reader.iteration} on {device}")
     timer = StageTimer(device_sync(device))
     started = time.perf_counter()
-    if args.gt_boxes:
-        from tqdm import tqdm
+    try:
+        outputs.begin()
+        if args.gt_boxes:
+            from tqdm import tqdm
 
-        from db import ImageReadError, read_image
-        for record in tqdm(records, desc="grading", unit="image", dynamic_ncols=True):
-            try:
-                image = read_image(record.path)
-            except ImageReadError as error:
-                cannot_decode(record, error)
-                continue
-            grade_page(record, image, None)
-    else:
-        from test.run import detect_records
-        detect_records(net, records, cfg, device, timer, on_image=grade_page, progress=True,
-                       on_error=cannot_decode)
+            from db import ImageReadError, read_image
+            for record in tqdm(records, desc="grading", unit="image", dynamic_ncols=True):
+                try:
+                    image = read_image(record.path)
+                except ImageReadError as error:
+                    cannot_decode(record, error)
+                    continue
+                grade_page(record, image, None)
+        else:
+            from test.run import detect_records
+            detect_records(net, records, cfg, device, timer, on_image=grade_page, progress=True,
+                           on_error=cannot_decode)
+    except OSError as e:  # checked at the start; a disk filling up is what is left
+        print(f"grade.py: {cannot_write(e)}", file=sys.stderr)
+        return PROBLEMS
     seconds = time.perf_counter() - started
     totals = score_of(decisions)
     summary = {**about, "images": len(pages), "totals": totals,
@@ -217,7 +237,13 @@ def main(argv=None) -> int:
                "pages": pages}
     if counts:
         summary["accuracy"] = accuracy(counts)
-    write_json(os.path.join(args.out, "summary.json"), summary)
+    try:
+        write_json(os.path.join(args.out, SUMMARY), summary)
+        outputs.wrote(SUMMARY)
+        outputs.finish()
+    except OSError as e:
+        print(f"grade.py: {cannot_write(e)}", file=sys.stderr)
+        return PROBLEMS
     print(f"{len(pages)} pages, {totals['problems']} problems: {score_line(totals)}; "
           f"{summary['seconds_per_page']} s per page ({summary['reading_seconds_per_page']} s reading "
           f"and marking); pictures and JSON files in {args.out}")

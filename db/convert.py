@@ -546,13 +546,11 @@ def _rounded(boxes):
 
 
 def _unique_stems(records) -> list[str]:
-    """Image file stems, with _2, _3, ... where two images share one."""
-    stems, seen = [], {}
-    for record in records:
-        stem = os.path.splitext(os.path.basename(record.path))[0]
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
-    return stems
+    """Image file stems, with _2, _3, ... where two images share one, never
+    another image's own stem (outputs.unique_stems)."""
+    from outputs import unique_stems
+
+    return unique_stems([os.path.splitext(os.path.basename(r.path))[0] for r in records])
 
 
 WRITERS = {"ks": write_ks, "labelme": write_labelme, "voc": write_voc, "coco": write_coco,

@@ -9,6 +9,7 @@ Fake pages:
 - `write_pages` (+ the `pages_dir` fixture of PAGES): pages of outlined,
   numbered boxes at decimal coordinates, with their ks file;
 - `draw_split`: pages of filled rectangles at random, with their ks file;
+- `read_only_folder`: a folder nothing can be written to;
 - `drawn_db`: a DetectionDB of noise pictures with random boxes, in memory.
 
 Tiny configs:
@@ -88,6 +89,36 @@ def tiny_snapshot(tmp_path_factory):
         "network": net.state_dict(), "optimizer": {}, "scaler": None, "iteration": 1,
         "rng": {}, "config": cfg.to_dict(), "metrics": {}})
     return write
+
+
+def _mount(*args) -> bool:
+    import subprocess
+    try:
+        return subprocess.run(["mount", *map(str, args)], capture_output=True,
+                              timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """An empty folder in which nothing can be created: mode 0o555, or, for
+    root (whom permission bits do not stop), a read-only bind mount of it;
+    skipped where neither can be had."""
+    import subprocess
+
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if not (_mount("--bind", folder, folder) and _mount("-o", "remount,ro,bind", folder)):
+        subprocess.run(["umount", str(folder)], capture_output=True)
+        pytest.skip("running as root without the right to mount: no read-only folder to test")
+    yield folder
+    subprocess.run(["umount", str(folder)], capture_output=True, timeout=30)
 
 
 @pytest.fixture

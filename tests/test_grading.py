@@ -200,7 +200,8 @@ def test_grade_py_writes_a_json_and_a_picture_per_page(tiny_reader, tiny_ks_dir,
                          os.path.join(tiny_ks_dir, "ks_val.txt"), "--out", out, "--reader",
                          tiny_reader, "--threshold", "0")
     assert status == 0
-    stems = sorted(p[:-5] for p in os.listdir(out) if p.endswith(".json") and p != "summary.json")
+    stems = sorted(p[:-5] for p in os.listdir(out) if p.endswith(".json") and p != "summary.json"
+                   and p != ".grade-outputs.json")  # grade.py's manifest (outputs.py)
     assert len(stems) == 3
     for stem in stems:
         page = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
@@ -211,6 +212,24 @@ def test_grade_py_writes_a_json_and_a_picture_per_page(tiny_reader, tiny_ks_dir,
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["images"] == 3 and summary["accuracy"]["truth"] > 0
     assert "against ks_val_text.jsonl" in capsys.readouterr().out
+
+
+def test_grade_py_replaces_only_its_own_files_of_an_earlier_run(tiny_reader, tiny_ks_dir,
+                                                                 tiny_snapshot, tmp_path,
+                                                                 entry_point, capsys):
+    config = tiny_snapshot(tmp_path, tiny_ks_dir)
+    out = tmp_path / "graded"
+    arguments = [config, "--gt-boxes", "--images", os.path.join(tiny_ks_dir, "ks_val.txt"),
+                 "--out", out, "--reader", tiny_reader]
+    assert entry_point("grade.py", *arguments) == 0
+    manifest = json.loads((out / ".grade-outputs.json").read_text(encoding="utf-8"))
+    assert "summary.json" in manifest["files"] and len(manifest["files"]) == 7
+    assert entry_point("grade.py", *arguments) == 0  # its own files, unchanged: replaced
+    (out / "summary.json").write_text("my totals", encoding="utf-8")
+    capsys.readouterr()
+    assert entry_point("grade.py", *arguments) == 2
+    assert f"{out / 'summary.json'} was changed since grade.py wrote it" in capsys.readouterr().err
+    assert (out / "summary.json").read_text(encoding="utf-8") == "my totals"
 
 
 def test_grade_py_grades_what_the_detector_finds(tiny_reader, tiny_ks_dir, tiny_snapshot, tmp_path,
