@@ -8,7 +8,7 @@
 KS (db/ks.py) reads `<data_dir>/ks_<split>.txt`, the format of ks-format.md;
 MSCOCO (db/coco.py) reads `<data_dir>/annotations/instances_<split>.json`.
 Check a ks file, images fully decoded, with `python -m db.ks PATH`.
-Convert labelme, Pascal VOC or COCO annotations to ks and back with
+Convert labelme, Pascal VOC, COCO or YOLO annotations to ks and back with
 `python -m db.convert SOURCE TARGET` (db/convert.py).
 """
 

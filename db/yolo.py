@@ -284,12 +284,14 @@ def _add(names, index, name, line):
     names[index] = name
 
 
-def data_yaml_text(names: list[str], header: str) -> str:
-    """A data.yaml for ultralytics and this reader: train and val the images/
-    beside it (no `path:`, so that ultralytics takes the file's folder), nc,
-    names as an index mapping."""
+def data_yaml_text(names: list[str], header: str, train: str = "images",
+                   val: str = "images") -> str:
+    """A data.yaml for ultralytics and this reader: train and val (default
+    the images/ beside it; no `path:`, so that ultralytics takes the file's
+    folder), nc, names as an index mapping."""
     lines = [f"# {line}" for line in header.splitlines()]
-    lines += ["train: images", "val: images", f"nc: {len(names)}", "names:"]
+    lines += [f"train: {_yaml_name(train)}", f"val: {_yaml_name(val)}", f"nc: {len(names)}",
+              "names:"]
     lines += [f"  {i}: {_yaml_name(name)}" for i, name in enumerate(names)]
     return "\n".join(lines) + "\n"
 
