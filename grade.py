@@ -173,6 +173,8 @@ def main(argv=None) -> int:
     about = {"detector": {"config": cfg.name, "iteration": iteration, "threshold": threshold}
              if not args.gt_boxes else {"boxes": "ground truth (--gt-boxes)"},
              "reader": {"config": reader_cfg.name, "iteration": reader.iteration}}
+    if reader.short_of_plan:
+        about["reader"]["short_of_plan"] = reader.short_of_plan
     decisions, counts, pages = Counter(), {}, []
     reading_seconds = [0.0]
 
@@ -252,6 +254,8 @@ def main(argv=None) -> int:
         print(f"against {os.path.basename(truth_path)}: found {a['found']} of {a['truth']} problems; "
               f"of those, printed part exact {a['printed_exact']}, answer exact {a['answer_exact']}, "
               f"decision right {a['decision_accuracy']}")
+    if reader.short_of_plan:  # the results are only as good as that run
+        print(f"warning: the reader: {reader.short_of_plan}")
     return end_status(unreadable, len(paths), bool(pages), args.strict)
 
 

@@ -85,6 +85,8 @@ def main(argv=None) -> int:
           + (f" of {produced_by['planned_iterations']} planned, "
              f"{produced_by['training_minutes']:.1f} min of training"
              if produced_by.get("training_minutes") else ""))
+    if produced_by.get("short_of_plan"):
+        print(f"warning: {produced_by['short_of_plan']}")
 
     # --precision changes the results too: it names the folder like --set
     folder = (f"{split}_{iteration}" + (f"-{args.suffix}" if args.suffix else "")
@@ -125,12 +127,22 @@ def training_record(state: dict, snapshot) -> dict:
     """What produced a snapshot, for metrics.json: its file, iteration, the
     iterations its config planned, its time budget and minutes of training
     (a run cut short by system.time_budget stops before max_iter)."""
+    from nnet.budget import short_run_note
+
     system = (state.get("config") or {}).get("system", {})
     seconds = state.get("train_seconds")
-    return {"snapshot": snapshot.path, "iteration": snapshot.iteration,
-            "planned_iterations": system.get("max_iter"),
-            "time_budget_minutes": system.get("time_budget"),
-            "training_minutes": round(seconds / 60, 2) if seconds else None}
+    record = {"snapshot": snapshot.path, "iteration": snapshot.iteration,
+              "planned_iterations": system.get("max_iter"),
+              "time_budget_minutes": system.get("time_budget"),
+              "training_minutes": round(seconds / 60, 2) if seconds else None}
+    done = state.get("iteration")
+    if (system.get("time_budget") and seconds and seconds >= 60 * system["time_budget"]
+            and isinstance(done, int)):
+        # the snapshot where the budget stopped the run, perhaps far short of max_iter
+        note = short_run_note(done, system.get("max_iter"), seconds, on_gpu=False)
+        if note:
+            record["short_of_plan"] = note
+    return record
 
 
 if __name__ == "__main__":

@@ -34,10 +34,15 @@ chosen device is estimated (nnet/memory.py) and compared with what the
 machine has; a step that cannot fit stops the run there, saying what to
 change.
 
+One run at a time per snapshot folder: a second run on the same folder
+stops at once, naming the process that holds it (nnet/run_lock.py).
+
 Exit status (exit_codes.py): 0 done; 1 stopped because the loss or the
-weights became NaN or infinite, or a step ran out of memory (no snapshot
-written from them; the last one is intact); 2 unusable config, data,
-snapshot or arguments, or a step that cannot fit in memory.
+weights became NaN or infinite, a step ran out of memory, or a snapshot or
+the log could not be written (a full disk) (no snapshot written from them;
+the last one is intact); 2 unusable config, data, snapshot or arguments, a
+step that cannot fit in memory, a snapshot folder that cannot be written or
+that another run holds; 130 interrupted (Ctrl-C), saying the last snapshot.
 """
 
 from __future__ import annotations
@@ -47,13 +52,14 @@ import sys
 
 from config import SCHEMA, ConfigError, load_config, parse_assignments
 from db import AnnotationError, ImageReadError
-from exit_codes import DONE, PROBLEMS, REFUSED
+from exit_codes import DONE, INTERRUPTED, PROBLEMS, REFUSED
 from nnet import distributed, engine
 from nnet.device import PRECISION_SETTINGS, choose_device, precision_for
-from nnet.engine import NonFiniteWeightsError
+from nnet.engine import Interrupted, NonFiniteWeightsError, TrainingWriteError
 from nnet.memory import NotEnoughMemoryError, StepOutOfMemoryError
 from nnet.py_factory import NonFiniteLossError
 from nnet.snapshot import SnapshotError
+from outputs import OutputError
 
 
 def parse_args(argv=None):
@@ -98,8 +104,11 @@ def parse_args(argv=None):
             parser.error(f"--max-iter (which replaces system.max_iter) {e}")
     if args.amp and args.precision not in (None, "fp16"):
         parser.error(f"--amp means --precision fp16; it contradicts --precision {args.precision}")
-    if args.time_budget is not None and args.time_budget <= 0:
-        parser.error("--time-budget must be > 0 minutes")
+    if args.time_budget is not None:
+        try:  # the schema's check (nan, inf): the message blames the flag, not the file
+            SCHEMA["system"]["time_budget"].check(args.time_budget)
+        except ValueError as e:
+            parser.error(f"--time-budget (which replaces system.time_budget, minutes) {e}")
     return args
 
 
@@ -144,10 +153,14 @@ def main(argv=None) -> int:
         hint = getattr(e, "hint", "")
         return _fail(rank, f"stopped: {e}; no snapshot was written from these weights. {hint}",
                      PROBLEMS)
-    except StepOutOfMemoryError as e:
+    except (StepOutOfMemoryError, TrainingWriteError) as e:
         return _fail(rank, f"stopped: {e}", PROBLEMS)
+    except Interrupted as e:
+        return _fail(rank, str(e), INTERRUPTED)
+    except KeyboardInterrupt:  # before the engine took over: nothing was written
+        return _fail(rank, "interrupted before training began; nothing was written", INTERRUPTED)
     except (ConfigError, AnnotationError, ImageReadError, FileNotFoundError, SnapshotError,
-            NotEnoughMemoryError) as e:
+            NotEnoughMemoryError, OutputError) as e:
         clean = True  # every rank reads the same config and data
         return _fail(rank, str(e), REFUSED)
     finally:

@@ -21,6 +21,11 @@ system.val_iter iterations and validation AP every system.val_ap_iter
 iterations, at system.max_iter and where the run stops early. A snapshot is
 written only from finite weights (`NonFiniteWeightsError` otherwise), and
 by rank 0 alone under torchrun.
+
+Around it: the snapshot folder is locked for the run (nnet/run_lock.py) and
+checked to be writable before anything is read; a snapshot or log line that
+cannot be written part-way (a full disk) stops the run naming the file and
+the last snapshot (`TrainingWriteError`), and so does Ctrl-C (`Interrupted`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import time
 
 from tqdm import tqdm
 
+from config import command_line_name
 from db import load_db
+from outputs import OutputError, check_output_folder, why_not_writable
 from sample.dataset import (
     TrainingExamples,
     ValidationExamples,
@@ -42,9 +49,11 @@ from sample.dataset import (
 )
 
 from . import distributed
+from .budget import short_run_note
 from .checkpoints import best_snapshot_path, find_snapshot, read_snapshot, snapshot_path
 from .memory import check_step_fits, is_out_of_memory, step_out_of_memory
 from .py_factory import LOSS_NAMES, NetworkFactory, NonFiniteLossError
+from .run_lock import RunLock
 from .snapshot import save_snapshot
 
 
@@ -54,8 +63,66 @@ def train(cfg, context: distributed.Context, start_iter=None, workers: int | Non
     resumed from the snapshot of `start_iter` (an iteration or "latest"), to
     system.max_iter or the end of system.time_budget; `workers`: loader
     processes (None: system.workers); `memory_check`: estimate a step's
-    memory first (nnet/memory.py)."""
+    memory first (nnet/memory.py).
+
+    The snapshot folder is this run's alone while it trains
+    (nnet/run_lock.py: RunLockError when another run holds it, OutputError
+    when it cannot be written, both before anything is read); a write that
+    fails later (a full disk) is a TrainingWriteError, Ctrl-C an Interrupted,
+    each saying which snapshot is the last one."""
     say = tqdm.write if context.is_main else (lambda *a, **k: None)
+    lock, refused = None, None
+    if context.is_main:
+        lock = RunLock(cfg.snapshot_dir, "system.cache_dir", say)
+        try:
+            lock.acquire()
+            if cfg.system.val_ap_iter:
+                check_output_folder(cfg.result_dir, "system.result_dir")
+        except OutputError as e:
+            refused = e
+    if distributed.any_true(refused is not None, context):  # every rank stops together
+        if lock is not None:
+            lock.release()
+        raise refused or OutputError("rank 0 cannot use the snapshot folder")
+    run = _Run()
+    try:
+        _train(cfg, context, start_iter, workers, memory_check, say, run)
+    except KeyboardInterrupt:
+        raise Interrupted(run.interrupted(cfg)) from None
+    finally:
+        if run.progress is not None:  # else its last refresh comes after train.py's message
+            run.progress.close()
+        if run.periodic is not None and run.periodic.log is not None:
+            run.periodic.log.close()  # a run that stopped on an error has it still open
+        if lock is not None:
+            lock.release()
+
+
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) during training; the message says where it stopped."""
+
+
+class TrainingWriteError(RuntimeError):
+    """A snapshot or the log could not be written part-way (a full disk);
+    the message names the file and the last snapshot, which is intact."""
+
+
+class _Run:
+    """How far a run got, for the message of an interruption."""
+
+    def __init__(self):
+        self.factory = None
+        self.periodic = None
+        self.progress = None
+
+    def interrupted(self, cfg) -> str:
+        if self.factory is None or self.periodic is None:
+            return "interrupted before the first training step; nothing was written"
+        return (f"interrupted at iteration {self.factory.iteration} of {cfg.system.max_iter}; "
+                + self.periodic.last_snapshot_words(cfg))
+
+
+def _train(cfg, context, start_iter, workers, memory_check, say, run) -> None:
     system = cfg.system
     train_db = load_db(cfg, system.train_split)
     train_set = TrainingExamples(train_db, cfg)  # checks db.max_tag_len before any step
@@ -63,6 +130,12 @@ def train(cfg, context: distributed.Context, start_iter=None, workers: int | Non
     if system.val_iter or system.val_ap_iter:
         val_db = load_db(cfg, system.val_split)
         val_set = ValidationExamples(val_db, cfg)
+        shared = same_pages(train_db, val_db)
+        if shared:
+            say(f"warning: {shared} of the {len(val_db)} pages of system.val_split "
+                f"{system.val_split!r} are pages of system.train_split {system.train_split!r}: "
+                f"the validation loss and AP measure how well those pages were learned, not "
+                f"how well new pages are read; validate on other pages")
 
     factory = NetworkFactory(cfg, context.device, context)  # system.precision, as main() printed
     say(f"{cfg.name}: network {cfg.network_name}, {factory.num_parameters:,} parameters, "
@@ -72,11 +145,14 @@ def train(cfg, context: distributed.Context, start_iter=None, workers: int | Non
         say("over the config file: " + ", ".join(f"{key}={json.dumps(value)}"
                                                  for key, value in cfg.overrides.items()))
     last_snapshot = restore(factory, cfg, start_iter, say)
+    run.factory = factory
 
     requested = system.workers if workers is None else workers
     per_process_batch = system.batch_size // context.world_size
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    workers, note = workers_that_fit(cfg, per_process_batch, requested, local_processes)
+    workers = workers_for_cores(requested, local_processes, "system.workers" if workers is None
+                                else "--workers", say)
+    workers, note = workers_that_fit(cfg, per_process_batch, workers, local_processes)
     if context.is_main:
         print_note(note)
 
@@ -90,8 +166,9 @@ def train(cfg, context: distributed.Context, start_iter=None, workers: int | Non
                              context.world_size, workers, context.device.type == "cuda")
     periodic = PeriodicWork(cfg, factory, context, val_set, workers, last_snapshot,
                             resumed=start_iter is not None)
-    progress = tqdm(total=system.max_iter, initial=start, disable=not context.is_main,
-                    dynamic_ncols=True, desc=cfg.name)
+    run.periodic = periodic
+    progress = run.progress = tqdm(total=system.max_iter, initial=start,
+                                   disable=not context.is_main, dynamic_ncols=True, desc=cfg.name)
 
     budget = system.time_budget
     if budget is not None:
@@ -126,6 +203,33 @@ def train(cfg, context: distributed.Context, start_iter=None, workers: int | Non
             break
     progress.close()
     periodic.finish()
+    if budget is not None:
+        note = short_run_note(factory.iteration, system.max_iter, factory.train_seconds,
+                              context.device.type == "cuda")
+        if note:
+            say(f"warning: {note}")
+
+
+def same_pages(train_db, val_db) -> int:
+    """How many validation pages are also training pages (the same files)."""
+    training = {os.path.realpath(r.path) for r in train_db.records}
+    return sum(os.path.realpath(r.path) in training for r in val_db.records)
+
+
+def workers_for_cores(requested: int, processes: int, named: str, say) -> int:
+    """At most as many loader workers per process as the machine has CPU
+    cores for it; more only wait their turn, each with its own memory."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    most = max(1, cores // processes)
+    if requested <= most:
+        return requested
+    say(f"{named} {requested}: this machine has {cores} CPU cores"
+        + (f" for {processes} processes" if processes > 1 else "")
+        + f"; using {most} loader workers" + (" per process" if processes > 1 else ""))
+    return most
 
 
 class NonFiniteWeightsError(RuntimeError):
@@ -166,9 +270,12 @@ class PeriodicWork:
         self.val_set, self.workers = val_set, workers
         self.last_snapshot = last_snapshot
         self.best_ap = _best_ap(cfg) if resumed else None
-        self.log = (JsonLog(os.path.join(cfg.snapshot_dir, "log.jsonl"),
-                            resume_at=factory.iteration if resumed else None)
-                    if context.is_main else None)
+        log_path = os.path.join(cfg.snapshot_dir, "log.jsonl")
+        try:
+            self.log = (JsonLog(log_path, resume_at=factory.iteration if resumed else None)
+                        if context.is_main else None)
+        except OSError as e:
+            raise self.write_error(log_path, e) from None
 
     def after_step(self, iteration, losses, seconds, waited, progress, last=False):
         system = self.cfg.system
@@ -180,7 +287,10 @@ class PeriodicWork:
         if self.val_set is not None and system.val_ap_iter and iteration % system.val_ap_iter == 0:
             entry.update(self.validation_ap(iteration))
         if self.context.is_main:
-            self.log.write(entry)
+            try:
+                self.log.write(entry)
+            except OSError as e:
+                raise self.write_error(self.log.file.name, e) from None
             progress.set_postfix({name: f"{losses[name]:.3f}" for name in LOSS_NAMES}
                                  | {"lr": f"{losses['lr']:.2e}",
                                     "img/s": f"{entry['images_per_s']:.1f}"}, refresh=False)
@@ -221,9 +331,24 @@ class PeriodicWork:
             error.hint = self.last_good()
             raise error
         if self.context.is_main:
-            save_snapshot(path, self.factory.state_dict(metrics))
+            try:
+                save_snapshot(path, self.factory.state_dict(metrics))
+            except OSError as e:
+                raise self.write_error(path, e) from None
             if not quiet:
                 self.last_snapshot = path
+
+    def write_error(self, path, error: OSError) -> TrainingWriteError:
+        return TrainingWriteError(f"{why_not_writable(error)} writing {path}; "
+                                  + self.last_snapshot_words(self.cfg))
+
+    def last_snapshot_words(self, cfg) -> str:
+        """Which snapshot a stopped run leaves, and how to go on from it."""
+        if not self.last_snapshot:
+            return "no snapshot of this run was written yet: nothing to resume, train again"
+        iteration = os.path.splitext(self.last_snapshot)[0].rsplit("_", 1)[-1]
+        return (f"the last snapshot, iteration {iteration} ({self.last_snapshot}), is intact: "
+                f"resume with `python train.py {command_line_name(cfg)} --iter latest`")
 
     def last_good(self) -> str:
         if self.last_snapshot:

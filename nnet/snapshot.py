@@ -11,7 +11,10 @@ on top of these; every problem is a `SnapshotError` naming the file.
 A snapshot is written to a temporary file in the destination folder
 (`.<name>.<random>.tmp`), flushed and fsync'ed, then renamed onto its name with
 os.replace, which is atomic on POSIX and Windows: after a crash, a full disk or
-a kill, `path` holds either the previous snapshot or the new one, whole.
+a kill, `path` holds either the previous snapshot or the new one, whole. A
+write that fails (a full disk) removes the temporary file and raises the
+OSError naming `path`; one killed leaves it, and the next training run in the
+folder removes it (nnet/run_lock.py).
 
 Reading uses `torch.load(weights_only=True)`, which unpickles only tensors,
 dicts, lists, tuples, strings, numbers, booleans and None, so a snapshot from
@@ -44,16 +47,48 @@ def save_snapshot(path, state: dict) -> None:
     fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            sink = _Sink(f)
+            try:
+                torch.save(state, sink)
+            except RuntimeError:
+                # torch words a failed write as "[enforce fail at
+                # inline_container.cc] unexpected pos": say what the OS said
+                if sink.error is None:
+                    raise
+                raise OSError(sink.error.errno, sink.error.strerror, path) from None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except OSError as e:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        if e.filename is None or e.filename == tmp_path:  # name the snapshot, not its temporary
+            raise OSError(e.errno, e.strerror, path) from None
+        raise
     except BaseException:
         # the previous snapshot under `path` is untouched; leave no partial file
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
     _fsync_folder(folder)
+
+
+class _Sink:
+    """The file torch.save writes to, keeping the OSError of a failed write
+    (a full disk), which torch replaces with a message of its own."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 def _fsync_folder(folder):

@@ -74,6 +74,7 @@ class Reader:
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
         self.iteration = iteration
+        self.short_of_plan = None  # set from the snapshot by load_reader
         self.printed_alphabet = Alphabet(cfg.reader.printed_alphabet)
         self.answer_alphabet = Alphabet(cfg.reader.answer_alphabet)
         self.right_answer_prior = cfg.reader.right_answer_prior
@@ -153,6 +154,8 @@ def load_reader(cfg, iteration="latest", device="cpu") -> Reader:
     except (ConfigError, RuntimeError) as e:
         raise SnapshotError(f"{path} does not hold a recognizer of this project: {e}") from None
     reader = Reader(network, trained, device, iteration=int(state.get("iteration", 0)))
+    # a run its time budget ended far short of its steps (nnet/budget.py): grade.py repeats it
+    reader.short_of_plan = state.get("short_of_plan")
     # how readings are weighed is not learned: the config file says, not the snapshot
     reader.right_answer_prior = cfg.reader.right_answer_prior
     return reader
@@ -240,7 +243,20 @@ def train_reader(cfg, max_iter: int | None = None, device="cpu", progress: bool 
     `max_iter` shortens the run (the schedule stays that of system.max_iter).
     `time_budget` (seconds) bounds it in time: the schedule then follows
     whichever is further along, the steps or the time, and the run ends, with
-    a snapshot, when either is done (so its length depends on the machine)."""
+    a snapshot, when either is done (so its length depends on the machine;
+    a run that makes less than half its steps says so, in its last line and
+    in its snapshot, which grade.py's summary.json repeats).
+
+    The snapshot folder is this run's alone (nnet/run_lock.py: RunLockError,
+    an OutputError, when another run holds it or it cannot be written)."""
+    from nnet.run_lock import RunLock
+
+    with RunLock(cfg.snapshot_dir, "system.cache_dir", log):
+        return _train_reader(cfg, max_iter, device, progress, log, time_budget)
+
+
+def _train_reader(cfg, max_iter, device, progress, log, time_budget) -> dict:
+    from nnet.budget import short_run_note
     from nnet.snapshot import save_snapshot
 
     system = cfg.system
@@ -275,7 +291,7 @@ def train_reader(cfg, max_iter: int | None = None, device="cpu", progress: bool 
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=steps, desc="reader", unit="step", dynamic_ncols=True)
-    metrics, started, window = {}, time.perf_counter(), []
+    metrics, started, window, short = {}, time.perf_counter(), [], None
     with open(log_path, "a", encoding="utf-8") as log_file:
         for step in range(steps):
             network.train()
@@ -319,9 +335,14 @@ def train_reader(cfg, max_iter: int | None = None, device="cpu", progress: bool 
             if (step + 1) % system.snapshot == 0 or last:
                 reader = Reader(network, cfg, device, iteration=step + 1)
                 metrics = evaluate_reader(reader, val_pages) if val_pages else {}
+                seconds = time.perf_counter() - started
+                short = (short_run_note(step + 1, steps, seconds, device.type == "cuda")
+                         if last and out_of_time else None)
                 save_snapshot(reader_snapshot_path(cfg, step + 1), {
                     "network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                    "iteration": step + 1, "config": cfg.to_dict(), "metrics": metrics})
+                    "iteration": step + 1, "config": cfg.to_dict(), "metrics": metrics,
+                    "planned_iterations": steps, "train_seconds": seconds,
+                    "short_of_plan": short})
                 log_file.write(json.dumps({"iteration": step + 1, "validation": metrics}) + "\n")
                 log_file.flush()
                 message = (f"step {step + 1}: validation on {metrics.get('problems', 0)} problems: "
@@ -338,4 +359,6 @@ def train_reader(cfg, max_iter: int | None = None, device="cpu", progress: bool 
     why = f" (--time-budget {time_budget / 60:g} min reached)" if step + 1 < steps else ""
     log(f"reader {cfg.name}: {step + 1} steps in {time.perf_counter() - started:.0f} s{why}; "
         f"snapshot {reader_snapshot_path(cfg, step + 1)}")
+    if short:
+        log(f"warning: {short}")
     return metrics

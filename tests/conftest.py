@@ -9,7 +9,8 @@ Fake pages:
 - `write_pages` (+ the `pages_dir` fixture of PAGES): pages of outlined,
   numbered boxes at decimal coordinates, with their ks file;
 - `draw_split`: pages of filled rectangles at random, with their ks file;
-- `read_only_folder`: a folder nothing can be written to;
+- `read_only_folder`: a folder nothing can be written to; `small_disk`: a
+  folder on a file system of a few MiB;
 - `drawn_db`: a DetectionDB of noise pictures with random boxes, in memory.
 
 Tiny configs:
@@ -118,7 +119,30 @@ def read_only_folder(tmp_path):
         subprocess.run(["umount", str(folder)], capture_output=True)
         pytest.skip("running as root without the right to mount: no read-only folder to test")
     yield folder
-    subprocess.run(["umount", str(folder)], capture_output=True, timeout=30)
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """`small_disk(mib)`: an empty folder on a file system of `mib` MiB (a
+    tmpfs, which fills up as a real disk does), or None where none can be
+    mounted (not root, or no right to mount): the test then fakes the full
+    disk."""
+    import subprocess
+
+    mounted = []
+
+    def make(mib):
+        folder = tmp_path / f"disk_{len(mounted)}"
+        folder.mkdir()
+        if os.geteuid() != 0 or not _mount("-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", folder):
+            return None
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:  # lazily: a file a failed test left open must not keep it mounted
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
 
 
 @pytest.fixture

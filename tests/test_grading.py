@@ -357,3 +357,30 @@ def test_a_fill_blank_read_without_its_gap_is_written_as_the_side_file_writes_it
     assert [g.printed for g in graded] == ["( )÷2=18", "7+( )=9"]
     assert [g.printed_read for g in graded] == ["( )÷2=18", "7+( )=9"]
     assert [g.decision for g in graded] == [RIGHT, RIGHT]
+
+
+def test_a_reader_its_budget_cut_short_says_so_and_grade_py_repeats_it(tiny_reader, tiny_ks_dir,
+                                                                       tiny_snapshot, tmp_path,
+                                                                       entry_point, capsys):
+    """grade.sh trains the recognizer for a time: beside other work it made a
+    fifth of its steps and said nothing."""
+    settings = json.loads(open(tiny_reader, encoding="utf-8").read())
+    settings["system"].update({"cache_dir": str(tmp_path / "cache"), "max_iter": 1000,
+                               "snapshot": 1000})
+    reader = tmp_path / "Slow-Reader.json"
+    reader.write_text(json.dumps(settings), encoding="utf-8")
+    # a budget of a few milliseconds: one step of the 1000
+    assert entry_point("train_reader.py", reader, "--no-progress", "--time-budget", "0.0001") == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("warning: the time budget ended training after 1 of 1000 planned "
+                           "steps (0%) at ")
+    assert "train on a quiet machine" in line and "a GPU (--device cuda)" in line
+
+    config = tiny_snapshot(tmp_path, tiny_ks_dir)
+    assert entry_point("grade.py", config, "--gt-boxes", "--images",
+                       os.path.join(tiny_ks_dir, "ks_val.txt"), "--out", tmp_path / "graded",
+                       "--reader", reader) == 0
+    assert "warning: the reader: the time budget ended training after 1 of 1000" in \
+        capsys.readouterr().out
+    summary = json.loads((tmp_path / "graded" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["reader"]["short_of_plan"].startswith("the time budget ended training after 1")
