@@ -480,13 +480,13 @@ def report(rows, cfg, args, counts, imgsz, why, notes, yolo_settings) -> str:
     if peers:
         s = yolo_settings
         lines.append(
-            f"\nYOLO (ultralytics {peers[0].get('version', '')}, {', '.join(r['name'] for r in peers)} "
-            f"from their yaml, no weights downloaded): ultralytics' recipe (mosaic, colour, flips, "
+            f"\nYOLO (ultralytics {peers[0]['version']}: {', '.join(r['label'] for r in peers)} "
+            f"built from their yaml, no weights downloaded): ultralytics' recipe (mosaic, colour, flips, "
             f"scale, EMA) except batch {s['batch']} (ours'), nbs {s['nbs']} (an optimizer step "
             f"each batch, as ours; the default 64 would accumulate {64 // s['batch']} batches), "
             f"AdamW lr0 {s['lr0']:g} (what optimizer=auto picks for a run under 10,000 "
-            f"iterations), warm-up {s['warmup_epochs']:.3g} epochs (ours' "
-            f"{cfg.system.warmup_iter} steps), 0 loader workers (ultralytics' choice on a CPU), "
+            f"iterations), a warm-up of {cfg.system.warmup_iter} batches as ours' "
+            f"(warmup_epochs {s['warmup_epochs']:.3g}), 0 loader workers (ultralytics' choice on a CPU), "
             f"amp and plots off, no validation while training; the EMA weights of last.pt "
             f"tested at conf 0.001, NMS IoU 0.7, max_det {cfg.db.max_per_image}. ultralytics "
             f"would set torch to min(8, CPUs - 1) threads on a CPU; set back to {args.threads}"
@@ -500,7 +500,8 @@ def report(rows, cfg, args, counts, imgsz, why, notes, yolo_settings) -> str:
             f"{why['p5_height']:.0f} px. Smaller, problems fall under one cell; larger costs CPU "
             f"time the budget does not have. Ours sees the pages at scale "
             f"{cfg.db.test_scales[0]:g} (about {why['median_native_height'] * cfg.db.test_scales[0]:.0f} px "
-            f"for the median problem) with an output stride of 4.")
+            f"for the median problem) with an output stride of "
+            f"{round(cfg.db.input_size[0] / cfg.db.output_sizes[0][0])}.")
     lines.append(
         "\nms/page: one page at batch 1, the mean over the validation pages after a warm-up "
         "page: the network, then post-processing (ours: decoding, centre check, "
@@ -619,7 +620,8 @@ def main(argv=None) -> int:
             tested = run_phase(f"test-{key}", {**common, "phase": "test-yolo",
                                                "weights": trained["weights"], "imgsz": imgsz},
                                env, workdir)
-            rows.append({"key": key, "name": f"{label} (ultralytics)", "version": version("ultralytics"),
+            rows.append({"key": key, "name": f"{label} (ultralytics)", "label": label,
+                         "version": version("ultralytics"),
                          **{k: trained[k] for k in ("steps", "images_seen", "train_minutes",
                                                     "parameters")},
                          "train_peak_mib": trained["peak_mib"], "test": tested})
