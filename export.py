@@ -34,7 +34,9 @@ def parse_args(argv=None):
     parser.add_argument("--testiter", type=iteration_argument, required=True,
                         help="snapshot to export: an iteration, 'best' or 'latest'")
     parser.add_argument("--out", default=None,
-                        help="the .onnx file (default: beside the snapshot, <config>_<iter>.onnx)")
+                        help="the .onnx file, or a folder to write <config>_<iter>.onnx in "
+                             "(default: beside the snapshot); the box classifier goes beside it "
+                             "as <name>.classifier.onnx")
     parser.add_argument("--image", default=None,
                         help="page to check the export on (default: the first of the val split)")
     parser.add_argument("--tolerance", type=float, default=1e-3,
@@ -62,6 +64,7 @@ def main(argv=None) -> int:
     from nnet.checkpoints import find_snapshot, load_trained_network
     from nnet.onnx_model import OPSET, compare_with_pytorch, export_onnx
     from nnet.snapshot import SnapshotError
+    from outputs import OutputError, check_output_file, why_not_writable
     from test.cli import load_test_config
     from test.kp_detection import prepare_image
 
@@ -69,18 +72,24 @@ def main(argv=None) -> int:
         cfg = load_test_config(args.config, None, check_data=args.image is None,
                                assignments=args.set)
         snapshot = find_snapshot(cfg, args.testiter)
+        out = output_path(args.out, cfg, snapshot.iteration)
+        check_output_file(out, "--out" if args.out else "the model beside the snapshots")
         net = load_trained_network(cfg, snapshot, torch.device("cpu"))
         # FileNotFoundError: no annotation file; IndexError: a split without pages
         page = args.image or load_db(cfg, cfg.system.val_split).records[0].path
         images = prepare_image(read_image(page), cfg)[0].images  # first test scale, with its flip
     except (ConfigError, SnapshotError, FileNotFoundError, AnnotationError, ImageReadError,
-            IndexError) as e:
+            IndexError, OutputError) as e:
         print(f"export.py: {e}", file=sys.stderr)
         return 2
 
     iteration = snapshot.iteration
-    out = args.out or os.path.join(cfg.snapshot_dir, f"{cfg.name}_{iteration}.onnx")
-    export_onnx(net, cfg, out, images, iteration=iteration)
+    try:
+        export_onnx(net, cfg, out, images, iteration=iteration)
+    except OSError as e:  # the folder was checked at the start: a disk filling up
+        print(f"export.py: cannot write {e.filename or out}: {why_not_writable(e)}; nothing "
+              f"was left half-written", file=sys.stderr)
+        return 1
     differences = compare_with_pytorch(net, out, images)
     print(f"wrote {out} (opset {OPSET}; outputs {', '.join(differences)})")
     print(f"onnxruntime against PyTorch on {page}, input {tuple(images.shape)}: largest absolute "
@@ -93,6 +102,17 @@ def main(argv=None) -> int:
               f"{args.tolerance:g}", file=sys.stderr)
         return 1
     return 0
+
+
+def output_path(out: str | None, cfg, iteration) -> str:
+    """The .onnx file: --out, inside --out when that is a folder, or beside
+    the snapshots (<config>_<iteration>.onnx)."""
+    name = f"{cfg.name}_{iteration}.onnx"
+    if out is None:
+        return os.path.join(cfg.snapshot_dir, name)
+    if os.path.isdir(out):
+        return os.path.join(out, name)
+    return out
 
 
 if __name__ == "__main__":

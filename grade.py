@@ -81,6 +81,8 @@ def parse_args(argv=None):
             args.reader_iter = int(args.reader_iter)
         except ValueError:
             parser.error(f"--reader-iter: an iteration number or 'latest', got {args.reader_iter!r}")
+    if args.max_images < 0:
+        parser.error(f"--max-images must be >= 0 (0: all), got {args.max_images}")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         parser.error(f"--threshold must be within [0, 1], got {args.threshold}")
     return args

@@ -57,24 +57,38 @@ def check_output_folder(folder: str, name: str) -> None:
     """OutputError unless files can be created in `folder` (made when missing);
     `name` says where the folder comes from (`--out`, `system.cache_dir`).
     Leaves nothing behind: a missing folder is not made here."""
-    folder = os.path.abspath(folder)
+    why = _folder_problem(os.path.abspath(folder))
+    if why:
+        raise OutputError(f"{name} {os.path.abspath(folder)} cannot be written: {why}")
+
+
+def check_output_file(path: str, name: str) -> None:
+    """OutputError unless the file `path` can be written (its folder made when
+    missing); `name` says where the path comes from (`--out`)."""
+    path = os.path.abspath(path)
+    why = (f"{path} is a folder" if os.path.isdir(path)
+           else _folder_problem(os.path.dirname(path)))
+    if why:
+        raise OutputError(f"{name} {path} cannot be written: {why}")
+
+
+def _folder_problem(folder: str) -> str:
+    """Why no file can be created in `folder` (absolute), or ''."""
     existing = folder
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     if os.path.islink(existing) and not os.path.exists(existing):
-        raise OutputError(f"{name} {folder}: {existing} is a symbolic link that leads nowhere")
+        return f"{existing} is a symbolic link that leads nowhere"
     if not os.path.isdir(existing):
-        what = "is a file, not a folder" if existing == folder else \
-            f"cannot be made: {existing} is a file, not a folder"
-        raise OutputError(f"{name} {folder} {what}")
+        return f"{existing} is a file, not a folder"
     try:
         fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=existing)
         os.close(fd)
         os.remove(probe)
     except OSError as e:
-        where = "" if existing == folder else f" (it would be made in {existing})"
-        raise OutputError(f"{name} {folder} cannot be written{where}: {why_not_writable(e)}") \
-            from None
+        where = "" if existing == folder else f" (in {existing}, where it would be made)"
+        return why_not_writable(e) + where
+    return ""
 
 
 def unique_stems(stems: list[str], reserved=()) -> list[str]:

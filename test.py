@@ -15,9 +15,10 @@ confusion matrix) with confusion_matrix.png and pr_curves.png beside it;
 prints the metrics, the per-category table, the confusion matrix and the
 time spent in each stage. The pipeline is test/ (test/run.py).
 
-Exit status (exit_codes.py): 0 done; 1 an image could not be read part-way;
-2 unusable config, arguments, data or snapshot (missing, corrupt, of another
-network).
+Exit status (exit_codes.py): 0 done; 1 an image could not be read part-way,
+or a result could not be written (a full disk); 2 unusable config,
+arguments, data or snapshot (missing, corrupt, of another network), or a
+result folder that cannot be written (checked before anything is loaded).
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def parse_args(argv=None):
                         help="write a picture per image to <result folder>/debug/")
     parser.add_argument("--max-images", type=int, default=0,
                         help="test only the first N images of the split (0: all)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.max_images < 0:
+        parser.error(f"--max-images must be >= 0 (0: all), got {args.max_images}")
+    return args
 
 
 def main(argv=None) -> int:
@@ -57,6 +61,7 @@ def main(argv=None) -> int:
     from db.errors import AnnotationError, ImageReadError
     from nnet.checkpoints import find_snapshot, load_trained_network, read_snapshot
     from nnet.snapshot import SnapshotError
+    from outputs import OutputError, check_output_folder, why_not_writable
     from test.confusion import format_confusion_matrix
     from test.evaluate import format_metrics
     from test.run import detect_split
@@ -74,10 +79,16 @@ def main(argv=None) -> int:
 
     try:
         snapshot = find_snapshot(cfg, args.testiter)  # a wrong --testiter fails before the data is read
+        # --precision changes the results too: it names the folder like --set
+        folder = (f"{split}_{snapshot.iteration}" + (f"-{args.suffix}" if args.suffix else "")
+                  + settings_suffix(args.set + ([f"precision={args.precision}"]
+                                                if args.precision else [])))
+        out_dir = os.path.join(cfg.result_dir, folder)
+        check_output_folder(out_dir, "the result folder (system.result_dir)")
         db = load_db(cfg, split)  # FileNotFoundError: no annotation file
         net = load_trained_network(cfg, snapshot, device)
         produced_by = training_record(read_snapshot(snapshot.path), snapshot)
-    except (SnapshotError, FileNotFoundError, AnnotationError) as e:
+    except (SnapshotError, FileNotFoundError, AnnotationError, OutputError) as e:
         print(f"test.py: {e}", file=sys.stderr)
         return REFUSED
     iteration = snapshot.iteration
@@ -88,12 +99,7 @@ def main(argv=None) -> int:
     if produced_by.get("short_of_plan"):
         print(f"warning: {produced_by['short_of_plan']}")
 
-    # --precision changes the results too: it names the folder like --set
-    folder = (f"{split}_{iteration}" + (f"-{args.suffix}" if args.suffix else "")
-              + settings_suffix(args.set + ([f"precision={args.precision}"]
-                                            if args.precision else [])))
     produced_by["precision"] = f"{precision.name} ({precision.reason})"
-    out_dir = os.path.join(cfg.result_dir, folder)
     print(f"testing {cfg.name} iteration {iteration} on {db.source} ({len(db)} images, "
           f"scales {cfg.db.test_scales}, flip {cfg.db.test_flip}) on {device}")
     try:
@@ -101,6 +107,10 @@ def main(argv=None) -> int:
                            max_images=args.max_images, progress=True, produced_by=produced_by)
     except ImageReadError as e:
         print(f"test.py: {e}", file=sys.stderr)
+        return PROBLEMS
+    except OSError as e:  # the folder was checked at the start: a disk filling up
+        print(f"test.py: cannot write {e.filename or out_dir}: {why_not_writable(e)}",
+              file=sys.stderr)
         return PROBLEMS
 
     print(f"results: {os.path.join(out_dir, 'results.json')} ({run.num_detections} detections)")

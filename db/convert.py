@@ -26,7 +26,10 @@ Every problem of the input is collected in one pass and reported with its
 file and position (`file:line` for ks and YOLO labels, `file (shapes[3])`,
 `file (object 2)`, `file (annotations[7], id 8)`), the way `python -m db.ks`
 reports; exit status 1 when there is any, and then nothing is written.
-Output files that already exist are not replaced without --overwrite.
+The target is checked before anything is read: one that cannot be written
+(read-only, a file in the way) is one line and exit status 2. Output files
+that already exist are not replaced without --overwrite, and the files
+being converted never are.
 
 Readers reused: ks through db/ks.py (`inspect_ks_file`, which reads each
 image's size; written with `format_ks_line`), COCO through db/coco.py
@@ -58,6 +61,8 @@ import os
 import shutil
 import sys
 import xml.etree.ElementTree as ET
+
+from outputs import OutputError, check_output_file, check_output_folder, why_not_writable
 
 from . import yolo
 from .coco import _is_finite, _is_int, _read_json, load_coco
@@ -590,6 +595,17 @@ def convert(source, source_format, target, target_format, category_names, image_
     records, errors, warnings = READERS[source_format](source, categories, reader_root)
     if not errors:
         files, errors = WRITERS[target_format](records, target, categories, source, image_root)
+    if not errors:
+        # what is being converted is never replaced, --overwrite or not; a file
+        # is written by renaming onto its name, which replaces the name, not
+        # what a link there leads to
+        read = [source, *(r.path for r in records)]
+        if os.path.isdir(source):  # a folder's annotation files (labelme, VOC, YOLO labels)
+            read += [os.path.join(root, name) for root, _, names in os.walk(source)
+                     for name in names]
+        inputs = {os.path.realpath(p) for p in read} | {_entry(p) for p in read}
+        errors = [Problem(path, 0, "is one of the files being converted: choose another target")
+                  for path in files if _entry(path) in inputs]
     if not errors and not overwrite:
         errors = [Problem(path, 0, "exists already: pass --overwrite to replace it")
                   for path in files if os.path.lexists(path)]
@@ -601,14 +617,26 @@ def convert(source, source_format, target, target_format, category_names, image_
         temporary = path + ".tmp"
         if os.path.lexists(temporary):
             os.remove(temporary)
-        if isinstance(text, Link):
-            _link(text.target, temporary)
-        else:
-            with open(temporary, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-        os.replace(temporary, path)
+        try:
+            if isinstance(text, Link):
+                _link(text.target, temporary)
+            else:
+                with open(temporary, "w", encoding="utf-8", newline="\n") as f:
+                    f.write(text)
+            os.replace(temporary, path)
+        except OSError:
+            if os.path.lexists(temporary):  # a full disk: no half file left behind
+                os.remove(temporary)
+            raise
     return {"files": list(files), "images": len(records),
             "objects": sum(r.num_objects for r in records)}, warnings
+
+
+def _entry(path) -> str:
+    """`path` with its folders' links resolved, not its own: the name a
+    rename replaces."""
+    path = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
 def _link(target, path):
@@ -618,8 +646,25 @@ def _link(target, path):
         shutil.copy2(target, path)
 
 
+FOLDER_TARGETS = ("labelme", "voc", "yolo")  # the others are one file
+
+
+def check_target(target: str, target_format: str) -> None:
+    """OutputError unless `target` can be written: a folder target in itself,
+    a file target in its folder (outputs.py), before anything is read."""
+    if target_format in FOLDER_TARGETS:
+        check_output_folder(target, "the target")
+        return
+    if os.path.isdir(target):
+        example = "ks_train.txt" if target_format == "ks" else "instances_train.json"
+        raise OutputError(f"the target {target} is a folder: give the {target_format} file to "
+                          f"write, e.g. {os.path.join(target, example)}")
+    check_output_file(target, "the target")
+
+
 def main(argv=None) -> int:
     from config import ConfigError, load_config
+    from exit_codes import PROBLEMS, REFUSED
 
     parser = argparse.ArgumentParser(
         prog="python -m db.convert",
@@ -671,11 +716,23 @@ def main(argv=None) -> int:
             return 1
 
     try:
+        check_target(args.target, target_format)
+    except OutputError as e:
+        print(f"db.convert: {e}; nothing was written", file=sys.stderr)
+        return REFUSED
+    try:
         done, warnings = convert(args.source, source_format, args.target, target_format, names,
                                  image_root=args.image_root, overwrite=args.overwrite)
     except AnnotationError as e:
         print(f"db.convert: {e}", file=sys.stderr)
-        return 1
+        return PROBLEMS
+    except ImageReadError as e:  # an OSError too, but of reading
+        print(f"db.convert: {e}", file=sys.stderr)
+        return PROBLEMS
+    except OSError as e:  # the target was checked first: a disk filling up
+        print(f"db.convert: cannot write {e.filename or args.target}: {why_not_writable(e)}",
+              file=sys.stderr)
+        return PROBLEMS
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     where = done["files"][0] if len(done["files"]) == 1 else \

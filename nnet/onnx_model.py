@@ -133,47 +133,56 @@ def export_onnx(net, cfg, path: str, images: torch.Tensor, iteration=None) -> st
     os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
     dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 2: "map_height", 3: "map_width"} for name in names})
-    temporary = path + ".tmp"
-    with torch.no_grad(), warnings.catch_warnings():
-        # the TorchScript exporter's notes on constant folding and tracing
-        # are about shapes it keeps symbolic on purpose
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_Predict(export_net, names), (images,), temporary, dynamo=False,
-                          opset_version=OPSET, input_names=[INPUT_NAME], output_names=names,
-                          dynamic_axes=dynamic, do_constant_folding=True)
-    model = onnx.load(temporary)
-    metadata = {"config": cfg.name, "iteration": str(iteration), "opset": str(OPSET),
-                "outputs": json.dumps(names),
-                "categories": str(cfg.db.categories),
-                "max_pooled_cells": str(MAX_POOLED_CELLS)}
-    for key, value in metadata.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(model)
-    onnx.save(model, temporary)
-    if getattr(export_net, "box_classifier", None) is not None:
-        _export_classifier(export_net, classifier_path(path), images)
-    os.replace(temporary, path)
+    # both models are written beside their names and renamed only once both
+    # are whole: a failure (a full disk) leaves neither half-written file
+    finished = {path + ".tmp": path}
+    try:
+        temporary = path + ".tmp"
+        with torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript exporter's notes on constant folding and tracing
+            # are about shapes it keeps symbolic on purpose
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Predict(export_net, names), (images,), temporary, dynamo=False,
+                              opset_version=OPSET, input_names=[INPUT_NAME], output_names=names,
+                              dynamic_axes=dynamic, do_constant_folding=True)
+        model = onnx.load(temporary)
+        metadata = {"config": cfg.name, "iteration": str(iteration), "opset": str(OPSET),
+                    "outputs": json.dumps(names),
+                    "categories": str(cfg.db.categories),
+                    "max_pooled_cells": str(MAX_POOLED_CELLS)}
+        for key, value in metadata.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.checker.check_model(model)
+        onnx.save(model, temporary)
+        if getattr(export_net, "box_classifier", None) is not None:
+            beside = classifier_path(path)
+            finished[beside + ".tmp"] = beside
+            _export_classifier(export_net, beside + ".tmp", images)
+        for written, name in reversed(finished.items()):  # the classifier first, then the model
+            os.replace(written, name)
+    finally:
+        for written in finished:
+            if os.path.exists(written):
+                os.remove(written)
     return path
 
 
 def _export_classifier(export_net, path: str, images: torch.Tensor) -> None:
-    """The box classifier as its own model: images (B, 3, H, W) and rois
-    (N, 5) in, logits (N, categories) out (RoiAlign of opset >= 16)."""
+    """The box classifier as its own model at `path`: images (B, 3, H, W) and
+    rois (N, 5) in, logits (N, categories) out (RoiAlign of opset >= 16)."""
     import onnx
 
     rois = torch.tensor([[0, 2.0, 3.0, 40.0, 12.0], [0, 10.0, 20.0, 60.0, 30.0]])
-    temporary = path + ".tmp"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Classify(export_net), (images[:1], rois), temporary, dynamo=False,
+        torch.onnx.export(_Classify(export_net), (images[:1], rois), path, dynamo=False,
                           opset_version=OPSET, input_names=[INPUT_NAME, "rois"],
                           output_names=["logits"],
                           dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
                                         "rois": {0: "boxes"}, "logits": {0: "boxes"}},
                           do_constant_folding=True)
-    onnx.checker.check_model(onnx.load(temporary))
-    os.replace(temporary, path)
+    onnx.checker.check_model(onnx.load(path))
 
 
 def compare_with_pytorch(net, path: str, images: torch.Tensor) -> dict:
@@ -196,6 +205,11 @@ def _session(path, device):
     wanted = ["CUDAExecutionProvider"] if device.type == "cuda" else []
     providers = [p for p in wanted if p in available] + ["CPUExecutionProvider"]
     return ort.InferenceSession(path, providers=providers)
+
+
+def _first_line(error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class OnnxModelError(RuntimeError):
@@ -221,7 +235,7 @@ class OnnxNetwork:
             raise OnnxModelError(f"{e.name} is not installed: pip install -r "
                                  f"requirements-onnx.txt") from None
         except Exception as e:  # onnxruntime's own errors: not a model, a newer opset, ...
-            raise OnnxModelError(f"onnxruntime cannot load {path}: {e}") from None
+            raise OnnxModelError(f"onnxruntime cannot load {path}: {_first_line(e)}") from None
         self.names = [o.name for o in self.session.get_outputs()]
         metadata = self.session.get_modelmeta().custom_metadata_map
         categories = metadata.get("categories")
@@ -237,7 +251,12 @@ class OnnxNetwork:
                 raise OnnxModelError(f"{cfg.name} names boxes with its box classifier, exported "
                                      f"beside the model as {beside}, which is missing: export "
                                      f"again with `python export.py {cfg.name} --testiter N`")
-            self.classifier = _session(beside, torch.device(device))
+            try:
+                self.classifier = _session(beside, torch.device(device))
+            except Exception as e:  # onnxruntime's own errors, as for the model above
+                raise OnnxModelError(f"onnxruntime cannot load {beside}, the box classifier "
+                                     f"exported beside {path}: {_first_line(e)}; export again "
+                                     f"with `python export.py {cfg.name} --testiter N`") from None
 
     def classify(self, images: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         """The box classifier's logits (N, categories), as `net.classify`."""

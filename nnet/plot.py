@@ -38,16 +38,28 @@ class LogError(ValueError):
 
 def read_log(path: str) -> list[dict]:
     """The iteration lines of a log.jsonl, in file order; a line cut short
-    when a run was killed (the last one) is skipped, as train.py's resume does."""
+    when a run was killed (the last one) is skipped, as train.py's resume does.
+    A line whose "iteration" is not a number is no line train.py writes: a
+    LogError naming it."""
     entries = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict) and "iteration" in entry and "event" not in entry:
-                entries.append(entry)
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    entry = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
+                    continue
+                if isinstance(entry, dict) and "iteration" in entry and "event" not in entry:
+                    iteration = entry["iteration"]
+                    if not (isinstance(iteration, (int, float)) and not isinstance(iteration, bool)
+                            and math.isfinite(iteration)):
+                        raise LogError(f"{path}:{number}: \"iteration\" is "
+                                       f"{json.dumps(iteration)[:40]}, not a number: this is not "
+                                       f"a log.jsonl that train.py wrote, or it was edited")
+                    entries.append(entry)
+    except UnicodeDecodeError as e:
+        raise LogError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                       f"{e.start}): not a log.jsonl that train.py wrote") from None
     return entries
 
 
@@ -161,16 +173,28 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None,
                         help=f"the picture (default: {CURVES_FILE} beside the log)")
     args = parser.parse_args(argv)
+    from exit_codes import DONE, PROBLEMS, REFUSED
+    from outputs import OutputError, check_output_file, why_not_writable
+
     if not os.path.isfile(args.log):
         print(f"nnet.plot: no such file: {args.log}", file=sys.stderr)
-        return 1
+        return REFUSED
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.log)), CURVES_FILE)
     try:
-        path = plot_log(args.log, args.out)
+        check_output_file(out, "--out" if args.out else "the picture beside the log")
+        path = plot_log(args.log, out)
+    except OutputError as e:
+        print(f"nnet.plot: {e}", file=sys.stderr)
+        return REFUSED
     except LogError as e:
         print(f"nnet.plot: {e}", file=sys.stderr)
-        return 1
+        return PROBLEMS
+    except OSError as e:
+        print(f"nnet.plot: cannot write {e.filename or out}: {why_not_writable(e)}",
+              file=sys.stderr)
+        return PROBLEMS
     print(path)
-    return 0
+    return DONE
 
 
 if __name__ == "__main__":

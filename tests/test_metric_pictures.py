@@ -78,7 +78,7 @@ def test_plot_command_draws_a_log_with_validation_ap(tmp_path, capsys):
 
 
 def test_plot_command_refuses_a_missing_or_empty_log(tmp_path, capsys):
-    assert plot.main([str(tmp_path / "none.jsonl")]) == 1
+    assert plot.main([str(tmp_path / "none.jsonl")]) == 2  # as db.ks's: it did not start
     assert "no such file" in capsys.readouterr().err
     empty = tmp_path / "log.jsonl"
     _write_log(empty, [{"iteration": 3, "event": "finished"}])

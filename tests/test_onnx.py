@@ -150,3 +150,50 @@ def test_heads_a_network_adds_are_exported_by_name(tmp_path):
         assert list(differences) == list(net.predict(images))
     assert "ct_size" in differences
     assert max(differences.values()) < MAX_DIFFERENCE
+
+
+def test_a_corrupt_box_classifier_beside_the_model_is_one_line(exported, snapshot_config,
+                                                               pages_dir, tmp_path, capsys):
+    from nnet.onnx_model import classifier_path
+
+    model = tmp_path / "copy.onnx"
+    model.write_bytes(open(exported, "rb").read())
+    with open(classifier_path(str(model)), "wb") as f:
+        f.write(b"not a model at all")
+    assert demo.main([snapshot_config.path, "--onnx", str(model), "--images", pages_dir,
+                      "--device", "cpu", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(
+        f"demo.py: onnxruntime cannot load {classifier_path(str(model))}, the box classifier "
+        f"exported beside {model}: ")
+    assert "export again with `python export.py" in err
+
+
+def test_export_py_out_a_folder_writes_in_it_and_leaves_nothing_behind(snapshot_config, pages_dir,
+                                                                      tmp_path, capsys,
+                                                                      read_only_folder):
+    if not HAVE_ONNX:
+        pytest.skip("onnx and onnxruntime are optional (requirements-onnx.txt, scripts/setup.sh)")
+    page = os.path.join(pages_dir, "页_0.jpg")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    assert export.main([snapshot_config.path, "--testiter", "7", "--out", str(folder),
+                        "--image", page]) == 0
+    # the model under its default name inside, the classifier beside it; no temporaries
+    assert sorted(os.listdir(folder)) == ["Tiny-Test_7.classifier.onnx", "Tiny-Test_7.onnx"]
+    assert sorted(os.listdir(tmp_path)) == ["models", "read_only"]
+    capsys.readouterr()
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine", encoding="utf-8")
+    says = "it is on a read-only file system" if os.geteuid() == 0 else "permission denied"
+    for out, message in ((read_only_folder, f"--out {read_only_folder / 'Tiny-Test_7.onnx'} "
+                                            f"cannot be written: {says}"),
+                         (a_file / "m.onnx", f"--out {a_file / 'm.onnx'} cannot be written: "
+                                             f"{a_file} is a file, not a folder")):
+        assert export.main([snapshot_config.path, "--testiter", "7", "--out", str(out),
+                            "--image", page]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.strip().startswith(f"export.py: {message}"), err
+    assert os.listdir(read_only_folder) == [] and a_file.read_text(encoding="utf-8") == "mine"

@@ -11,6 +11,7 @@ import os
 import cv2
 import pytest
 
+from test.cli import settings_suffix
 from tests.conftest import write_image
 
 
@@ -146,8 +147,9 @@ def test_an_out_that_cannot_be_written_is_one_line_before_any_work(script, photo
                                f"it is on a read-only file system"
              if os.geteuid() == 0 else f"--out {read_only_folder} cannot be written: "
                                        f"permission denied",
-             a_file: f"--out {a_file} is a file, not a folder",
-             a_file / "sub": f"--out {a_file / 'sub'} cannot be made: {a_file} is a file"}
+             a_file: f"--out {a_file} cannot be written: {a_file} is a file, not a folder",
+             a_file / "sub": f"--out {a_file / 'sub'} cannot be written: {a_file} is a file, "
+                             f"not a folder"}
     for out, says in cases.items():
         assert entry_point(script, config, "--testiter", "1", "--device", "cpu", "--images",
                            photos, "--out", out) == 2, out
@@ -156,3 +158,91 @@ def test_an_out_that_cannot_be_written_is_one_line_before_any_work(script, photo
         assert "detecting" not in captured.out and "grading" not in captured.out
     assert a_file.read_text(encoding="utf-8") == "mine"
     assert os.listdir(read_only_folder) == []
+
+
+def test_test_py_checks_its_result_folder_before_loading_anything(tmp_path, tiny_ks_dir,
+                                                                  tiny_snapshot, entry_point,
+                                                                  capsys, read_only_folder):
+    config = tiny_snapshot(tmp_path, tiny_ks_dir)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine", encoding="utf-8")
+    says = "it is on a read-only file system" if os.geteuid() == 0 else "permission denied"
+    for result_dir, why in ((read_only_folder, f"{says} (in {read_only_folder}, where it would "
+                                               f"be made)"),
+                            (a_file, f"{a_file} is a file, not a folder")):
+        assert entry_point("test.py", config, "--testiter", "1", "--device", "cpu", "--set",
+                           f"system.result_dir={result_dir}") == 2
+        captured = capsys.readouterr()
+        folder = os.path.join(result_dir, "Tiny-Snapshot",
+                              "val_1" + settings_suffix([f"system.result_dir={result_dir}"]))
+        assert refusal(captured) == (f"test.py: the result folder (system.result_dir) {folder} "
+                                     f"cannot be written: {why}")
+        assert "testing" not in captured.out
+    assert os.listdir(read_only_folder) == [] and a_file.read_text(encoding="utf-8") == "mine"
+
+
+@pytest.mark.parametrize("script", ["test.py", "grade.py"])
+def test_max_images_below_zero_is_refused(script, tmp_path, tiny_ks_dir, tiny_snapshot,
+                                          entry_point, capsys):
+    config = tiny_snapshot(tmp_path, tiny_ks_dir)
+    where = ["--images", os.path.join(tiny_ks_dir, "ks_val.txt"), "--out", tmp_path / "out"]
+    assert entry_point(script, config, "--testiter", "1", "--max-images", "-1",
+                       *(where if script == "grade.py" else [])) == 2
+    assert "--max-images must be >= 0 (0: all), got -1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_db_convert_checks_its_target_before_reading(tmp_path, tiny_ks_dir, capsys,
+                                                     read_only_folder):
+    from db.convert import main as convert
+
+    source = os.path.join(tiny_ks_dir, "ks_val.txt")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine", encoding="utf-8")
+    says = "it is on a read-only file system" if os.geteuid() == 0 else "permission denied"
+    cases = [([read_only_folder, "--to", "labelme"],
+              f"the target {read_only_folder} cannot be written: {says}"),
+             ([a_file / "instances_val.json"], f"the target {a_file / 'instances_val.json'} "
+                                               f"cannot be written: {a_file} is a file")]
+    for target, message in cases:
+        assert convert([source, *map(str, target)]) == 2
+        assert refusal(capsys.readouterr()).startswith(f"db.convert: {message}")
+    assert convert([source, str(tmp_path), "--to", "coco"]) == 2
+    assert (f"db.convert: the target {tmp_path} is a folder: give the coco file to write, e.g. "
+            f"{tmp_path / 'instances_train.json'}") in refusal(capsys.readouterr())
+    assert os.listdir(read_only_folder) == [] and a_file.read_text(encoding="utf-8") == "mine"
+
+
+def test_nnet_plot_names_a_line_that_is_no_log_line_and_an_out_it_cannot_write(
+        tmp_path, capsys, read_only_folder):
+    from nnet import plot
+
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"iteration": 1, "total": 3.0}) + "\n"
+                   + json.dumps({"iteration": "two", "total": 2.0}) + "\n", encoding="utf-8")
+    assert plot.main([str(log)]) == 1
+    assert refusal(capsys.readouterr()) == (
+        f'nnet.plot: {log}:2: "iteration" is "two", not a number: this is not a log.jsonl that '
+        f'train.py wrote, or it was edited')
+    assert not (tmp_path / "training_curves.png").exists()
+
+    log.write_text(json.dumps({"iteration": 1, "total": 3.0}) + "\n", encoding="utf-8")
+    out = read_only_folder / "curves.png"
+    says = "it is on a read-only file system" if os.geteuid() == 0 else "permission denied"
+    assert plot.main([str(log), "--out", str(out)]) == 2
+    assert refusal(capsys.readouterr()) == f"nnet.plot: --out {out} cannot be written: {says}"
+
+
+def test_db_convert_never_replaces_what_it_converts_even_with_overwrite(tmp_path, tiny_ks_dir,
+                                                                       capsys):
+    from db.convert import main as convert
+
+    voc = tmp_path / "voc"
+    assert convert([os.path.join(tiny_ks_dir, "ks_val.txt"), str(voc), "--to", "voc"]) == 0
+    capsys.readouterr()
+    before = folder_state(voc)
+    one = sorted(voc.iterdir())[0]
+    assert convert([str(voc), str(one), "--to", "ks", "--overwrite"]) == 1
+    assert f"{one}: is one of the files being converted: choose another target" in \
+        capsys.readouterr().err
+    assert folder_state(voc) == before

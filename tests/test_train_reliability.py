@@ -113,16 +113,16 @@ def test_a_cache_dir_that_cannot_be_written_is_refused_before_anything(tmp_path,
     config = write_config(tmp_path, tiny_ks_dir)
     a_file = tmp_path / "a_file"
     a_file.write_text("mine", encoding="utf-8")
-    cases = {read_only_folder: f"(it would be made in {read_only_folder}): "
-                               + ("it is on a read-only file system" if os.geteuid() == 0
-                                  else "permission denied"),
+    cases = {read_only_folder: ("it is on a read-only file system" if os.geteuid() == 0
+                                else "permission denied")
+                               + f" (in {read_only_folder}, where it would be made)",
              a_file: f"{a_file} is a file, not a folder"}
     for cache_dir, says in cases.items():
         assert run_train(config, "--set", f"system.cache_dir={cache_dir}") == 2
         captured = capsys.readouterr()
         line = last_line(captured.err)
         assert line.startswith(f"train.py: system.cache_dir {cache_dir}{os.sep}nnet{os.sep}tiny "
-                               f"cannot be "), line
+                               f"cannot be written: "), line
         assert line.endswith(says), line
         assert "network" not in captured.out  # nothing was built or read
     assert os.listdir(read_only_folder) == [] and a_file.read_text(encoding="utf-8") == "mine"
