@@ -31,6 +31,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+import strict_json
+
 PROJECT_ROOT = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = os.path.join(PROJECT_ROOT, "config")
 
@@ -461,11 +463,10 @@ def read_with_base(path, asked, seen=(), *, locate=None, available=None, kind="c
     if not os.path.isfile(path):
         raise ConfigError(f"no {kind} {asked!r} ({path}); available: "
                           f"{', '.join(available()) or 'none'}")
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            raw = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    try:  # not UTF-8, nested too deep, a key twice: strict_json names the line or the key
+        raw = strict_json.load_file(path)
+    except strict_json.JSONInputError as e:
+        raise ConfigError(f"{path}{f':{e.line}' if e.line else ''}: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: {_top_level(schema)}")
     base = raw.pop("base", None)
@@ -491,7 +492,7 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
     sections, problems = check_sections(raw, SCHEMA, overrides)
     if not problems:
         problems += _cross_checks(sections["system"], sections["db"])
-    raise_problems(where, problems)
+    raise_problems(where, [on_command_line(problem, overrides) for problem in problems])
 
     system, db = sections["system"], sections["db"]
     for key in ("data_dir", "cache_dir", "result_dir", "pretrain"):
@@ -559,6 +560,16 @@ def raise_problems(where, problems):
     if problems:
         raise ConfigError(f"{where}: " + ("\n  ".join([""] + problems) if len(problems) > 1
                                           else problems[0]))
+
+
+def on_command_line(problem: str, overrides) -> str:
+    """A problem of a key that `overrides` set (--set, or an entry point's own
+    flag), worded to say so: the file is not what to fix."""
+    key, colon, rest = problem.partition(":")
+    given = flat_overrides(overrides)
+    if not colon or key not in given:
+        return problem
+    return f"{key}={json.dumps(given[key])} (set on the command line):{rest}"
 
 
 def flat_overrides(overrides) -> dict:
@@ -658,9 +669,13 @@ def parse_assignments(assignments, schema=None, example="db.top_k=700") -> dict:
             problems.append("--set " + _key_problem(section_name, key, schema))
             continue
         try:
-            value = json.loads(text)
+            value = strict_json.loads(text)
         except json.JSONDecodeError:
             value = text
+        except strict_json.JSONInputError as e:  # 1000 brackets: json's RecursionError
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            problems.append(f"--set {section_name}.{key}={shown}: {e}")
+            continue
         try:
             schema[section_name][key].check(value)
         except ValueError as e:
