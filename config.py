@@ -565,11 +565,11 @@ def raise_problems(where, problems):
 def on_command_line(problem: str, overrides) -> str:
     """A problem of a key that `overrides` set (--set, or an entry point's own
     flag), worded to say so: the file is not what to fix."""
-    key, colon, rest = problem.partition(":")
+    key, colon, _ = problem.partition(":")
     given = flat_overrides(overrides)
     if not colon or key not in given:
         return problem
-    return f"{key}={json.dumps(given[key])} (set on the command line):{rest}"
+    return f"{problem} ({key}={json.dumps(given[key])} was set on the command line, over the file)"
 
 
 def flat_overrides(overrides) -> dict:

@@ -70,7 +70,11 @@ def image_paths(source: str, recursive: bool = False) -> tuple[list[str], list[t
                              + _listing(" (it holds ", passed_over, ")"))
         return paths, passed_over
     if not os.path.isfile(source):
-        raise ValueError(f"{source}: no such file or folder")
+        from db.image_io import not_a_file
+        why = not_a_file(source)
+        raise ValueError(f"{source}: " + ("no such file or folder" if why == "no such file" else
+                                          f"{why}; --images takes an image, a folder of images "
+                                          f"or a ks txt file"))
     if source.lower().endswith(".txt"):
         from db.ks import ks_image_paths
         return ks_image_paths(source), []  # the image of each line; boxes ignored

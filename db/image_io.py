@@ -19,7 +19,9 @@ is switched off here.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 import cv2
 import numpy as np
@@ -82,7 +84,7 @@ def image_size(path: str, max_pixels: int | None = None) -> tuple[int, int]:
     (default: db.max_image_pixels's default).
     """
     if not os.path.isfile(path):
-        raise ImageReadError(path, "no such file" if not os.path.exists(path) else "not a file")
+        raise ImageReadError(path, not_a_file(path) or "not a file")
     if os.path.getsize(path) == 0:
         raise ImageReadError(path, "the file is empty")
     try:
@@ -99,6 +101,31 @@ def image_size(path: str, max_pixels: int | None = None) -> tuple[int, int]:
         raise ImageReadError(path, f"its header gives an empty size {width}x{height}")
     check_pixels(path, width, height, max_pixels)
     return int(width), int(height)
+
+
+def not_a_file(path: str) -> str:
+    """Why `path` is no regular file to read, in words ('' when it is one):
+    missing, a link that leads nowhere or in a loop, a folder, a FIFO (which
+    would block whoever opens it), a device or a socket."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        return "no such file"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link in a loop (it leads back to itself)"
+        return e.strerror or str(e)
+    if stat.S_ISREG(mode):
+        return ""
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe), not a file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a file"
+    return "a device, not a file"
 
 
 def _read_bytes(path: str) -> np.ndarray:

@@ -200,7 +200,7 @@ def parse_ks_line(text: str, categories: int | None, number: int = 0,
     fields = [f for f in text.replace("\t", " ").split(" ") if f]
     written_path = fields[0]
     if "," in written_path and _parse_box(written_path, categories)[1] is None:
-        return None, [f'the line starts with a box ("{written_path}"), not an image path']
+        return None, [f"the line starts with a box ({_quoted(written_path)}), not an image path"]
     entry = KSLine(number, written_path, os.path.normpath(os.path.join(folder, written_path)))
     problems: list[str] = []
     good = _parse_good_line(fields[1:], categories)
@@ -243,7 +243,7 @@ def _parse_boxes_one_by_one(entry: KSLine, tokens: list[str], categories: int, p
             return
         box, error = _parse_box(token, categories)
         if error is not None:
-            problem(f'box {position} "{token}": {error}')
+            problem(f"box {position} {_quoted(token)}: {error}")
             continue
         entry.boxes.append(box[:4])
         entry.classes.append(int(box[4]))
@@ -306,7 +306,7 @@ def _box_problem(parts: list[str], categories: int) -> str:
         value = _number(part)
         if value is None:
             hint = "" if part.isascii() else " (write digits as ASCII 0-9)"
-            reasons.append(f'{name} "{part}" is not a number{hint}')
+            reasons.append(f"{name} {_quoted(part)} is not a number{hint}")
         elif not math.isfinite(value):
             reasons.append(f"{name} is {part}: coordinates and categories must be finite numbers")
         values.append(value)
@@ -320,9 +320,10 @@ def _box_problem(parts: list[str], categories: int) -> str:
     if reasons:
         reasons[-1] += " (a box is x1,y1,x2,y2 with x2/y2 the right/bottom edge, not a width/height)"
     if not c.is_integer():
-        reasons.append(f'category "{parts[4]}" is not a whole number')
+        reasons.append(f"category {_quoted(parts[4])} is not a whole number")
     elif not 0 <= c < categories:
-        reasons.append(f"category {int(c)} is out of range: db.categories is {categories}, "
+        # as written: a float of 20 nines prints as 1 followed by 20 zeros
+        reasons.append(f"category {parts[4]} is out of range: db.categories is {categories}, "
                        f"so 0..{categories - 1}")
     return "; ".join(reasons)
 
@@ -336,6 +337,12 @@ def _number(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+def _quoted(text: str) -> str:
+    """Text of the file in double quotes, or escaped as Python writes it when
+    it holds control characters (a NUL byte would reach the terminal)."""
+    return f'"{text}"' if text.isprintable() else repr(text)
 
 
 def _show(text: str) -> str:
@@ -388,7 +395,7 @@ def check_images(source: str, lines: list[KSLine], decode: bool = False,
             shown = _show(line.written_path)
             if isinstance(size, ImageTooLargeError):
                 errors.append(Problem(source, line.line, f"image {shown} is too large: {size.reason}"))
-            elif not os.path.exists(line.path):
+            elif not os.path.lexists(line.path):  # a link in a loop exists, and says so
                 where = "" if line.written_path == line.path else f" (looked for {line.path})"
                 errors.append(Problem(source, line.line, f"image {shown} does not exist{where}"))
             else:
@@ -405,12 +412,12 @@ def _fit_boxes(source, line, errors, warnings):
     for box, cls, (position, text) in zip(line.boxes, line.classes, line.box_texts):
         box, clipped = clip_to_image(box, width, height)
         if box is None:
-            errors.append(Problem(source, line.line, f'box {position} "{text}" lies entirely '
-                                                     f"outside its image ({width}x{height})"))
+            errors.append(Problem(source, line.line, f"box {position} {_quoted(text)} lies "
+                                                     f"entirely outside its image ({width}x{height})"))
             continue
         if clipped:
-            warnings.append(Problem(source, line.line, f'box {position} "{text}" extends past '
-                                                       f"its image ({width}x{height}): clipped to "
+            warnings.append(Problem(source, line.line, f"box {position} {_quoted(text)} extends "
+                                                       f"past its image ({width}x{height}): clipped to "
                                                        f"{','.join(format_ks_number(v) for v in box)}"))
         kept_boxes.append(box)
         kept_classes.append(cls)

@@ -91,5 +91,50 @@ def test_a_set_that_contradicts_the_file_is_blamed_on_the_command_line(tmp_path,
     config = write_config(tmp_path, tiny_ks_dir)
     assert entry_point("train.py", config, "--set", "db.category_names=[]") == 2
     line = refusal(capsys.readouterr())
-    assert "db.category_names=[] (set on the command line): has 0 names but db.categories is 6" \
-        in line
+    assert line.endswith("db.category_names: has 0 names but db.categories is 6 "
+                         "(db.category_names=[] was set on the command line, over the file)")
+
+
+def test_links_in_a_loop_and_fifos_are_called_what_they_are(tmp_path, tiny_snapshot, entry_point,
+                                                            capsys):
+    import os
+
+    config = tiny_snapshot(tmp_path, tmp_path)
+    loop, fifo = tmp_path / "loop", tmp_path / "fifo"
+    os.symlink("loop", loop)
+    os.mkfifo(fifo)
+    takes = "--images takes an image, a folder of images or a ks txt file"
+    for images, what in ((loop, "a symbolic link in a loop (it leads back to itself)"),
+                         (fifo, "a FIFO (named pipe), not a file")):
+        assert entry_point("demo.py", config, "--testiter", "1", "--images", images, "--out",
+                           tmp_path / "out") == 2
+        assert refusal(capsys.readouterr()) == f"demo.py: {images}: {what}; {takes}"
+
+    # inside a folder, and named by a ks file: the same words
+    folder = tmp_path / "pages"
+    write_image(folder / "good.jpg")
+    os.symlink("bad.jpg", folder / "bad.jpg")
+    assert entry_point("demo.py", config, "--testiter", "1", "--images", folder, "--out",
+                       tmp_path / "out") == 0
+    assert f"{folder / 'bad.jpg'}: a symbolic link in a loop" in capsys.readouterr().err
+
+    from db.ks import main as check_ks
+    listing = folder / "ks_pages.txt"
+    listing.write_text("bad.jpg 1,2,30,40,0\n", encoding="utf-8")
+    assert check_ks([str(listing), "--categories", "6"]) == 1
+    assert (f"{listing}:1: image bad.jpg cannot be read: a symbolic link in a loop"
+            in capsys.readouterr().out)
+
+
+def test_a_ks_line_is_shown_as_written_and_never_echoes_control_bytes(tmp_path, capsys):
+    from db.ks import main as check_ks
+
+    write_image(tmp_path / "a.png")
+    listing = tmp_path / "ks_x.txt"
+    listing.write_bytes(b"a.png 1,2,30,40,\x00 1,2,30,40,99999999999999999999\n")
+    assert check_ks([str(listing), "--categories", "6"]) == 1
+    out = capsys.readouterr().out
+    assert "\x00" not in out
+    assert f"{listing}:1: box 1 '1,2,30,40,\\x00': c '\\x00' is not a number" in out
+    assert ("box 2 \"1,2,30,40,99999999999999999999\": category 99999999999999999999 is out of "
+            "range: db.categories is 6, so 0..5") in out
