@@ -384,3 +384,21 @@ def test_a_reader_its_budget_cut_short_says_so_and_grade_py_repeats_it(tiny_read
         capsys.readouterr().out
     summary = json.loads((tmp_path / "graded" / "summary.json").read_text(encoding="utf-8"))
     assert summary["reader"]["short_of_plan"].startswith("the time budget ended training after 1")
+
+
+def test_train_reader_refuses_a_snapshot_folder_another_run_holds(tiny_reader, tmp_path,
+                                                                  entry_point, capsys):
+    from nnet.run_lock import RunLock
+    from reader.config import load_reader_config
+
+    elsewhere = f"system.cache_dir={tmp_path / 'cache'}"
+    cfg = load_reader_config(str(tiny_reader), overrides={"system": {"cache_dir":
+                                                                     str(tmp_path / "cache")}})
+    with RunLock(cfg.snapshot_dir, "system.cache_dir", say=lambda line: None):  # the other run
+        assert entry_point("train_reader.py", tiny_reader, "--no-progress", "--max-iter", "1",
+                           "--set", elsewhere) == 2
+        err = capsys.readouterr().err
+        assert f"{cfg.snapshot_dir} is in use by process {os.getpid()} on this host" in err
+        assert os.listdir(cfg.snapshot_dir) == ["run.lock"]  # it wrote nothing
+    assert entry_point("train_reader.py", tiny_reader, "--no-progress", "--max-iter", "1",
+                       "--set", elsewhere) == 0
