@@ -16,6 +16,12 @@ in image pixels, score, class index, class name); a sub-folder's images go to
 the same sub-folder of <out>. It runs the pipeline of test.py (test/run.py,
 test/kp_detection.py).
 
+Every output path is checked before anything is loaded (outputs.py): an
+--out that cannot be written, an output that would replace an input, and a
+file in --out that demo.py did not write (its manifest .demo-outputs.json
+lists those it did, with their SHA-256) are refused, and nothing is written.
+Images of one stem get outputs of their own (a, a_2, ...).
+
 An image that cannot be read (empty, corrupt, over db.max_image_pixels) does
 not stop the others: every readable image is processed and the unreadable
 ones are listed at the end, each with its reason. Exit status (exit_codes.py):

@@ -27,7 +27,9 @@ Then, per page:
    answer beside each problem, a '?' for unanswered and unreadable ones, the
    score on top).
 
-`<out>/summary.json` holds the totals and the time per page. When --images
+`<out>/summary.json` holds the totals and the time per page. The outputs are
+checked before anything is loaded, as demo.py's are (outputs.py; grade.py's
+manifest is .grade-outputs.json). When --images
 is a ks txt file with its side file ks_<split>_text.jsonl beside it
 (docs/ks-format.md), the readings are also compared with it: of the
 ground-truth problems the detector found (IoU >= 0.5), the share whose
