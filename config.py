@@ -273,7 +273,32 @@ DB = {
     "num_dets": Key(1000, integer(1), "corner pairs kept per image when decoding (at most top_k**2)"),
     "ae_threshold": Key(0.5, number(0, low_open=True), "largest embedding distance of a corner pair"),
     "nms_kernel": Key(3, integer(1), "max-pool window of the heatmap peak search (odd)"),
-    "test_scales": Key([1.0], number_list(positive=True), "image scales at test time"),
+    "test_scale_mode": Key("objects", choice("objects", "pixels"),
+                           "how test_scales are read (test/scales.py): objects: each page is "
+                           "first looked at with its long side first_look_side pixels, then "
+                           "tested at the scale that brings its median object height to "
+                           "test_object_height, times each of test_scales, so a page detects "
+                           "the same at any resolution; pixels: test_scales multiply the "
+                           "stored pixels, exactly (the original's; MSCOCO)"),
+    "test_scales": Key([1.0], number_list(positive=True),
+                       "image scales at test time (test_scale_mode says of what)"),
+    "test_object_height": Key(22.0, number(1),
+                              "objects mode: input pixels the median object of a page is "
+                              "brought to: the median height objects have at the network's "
+                              "input in training (train.py says so when they differ; 22 for the "
+                              "synthetic pages at CenterNet-52's crop scales)"),
+    "first_look_side": Key(640, integer(32),
+                           "objects mode: long side, in input pixels, of the first look at a "
+                           "page that measures its objects"),
+    "first_look_threshold": Key(0.3, number(0, 1),
+                                "objects mode: the first look's boxes scoring at least this "
+                                "are measured"),
+    "first_look_reuse": Key(1.0, number(1),
+                            "objects mode, one scale without flip: the first look's boxes are "
+                            "the final ones when the chosen scale is within this factor of "
+                            "the first look's (1: always test again at the chosen scale)"),
+    "test_max_side": Key(4096, integer(32),
+                         "objects mode: no test input side exceeds this many pixels"),
     "test_flip": Key(True, boolean, "test each image with its horizontal flip too"),
     "test_batch_images": Key(1, integer(1),
                              "images per network call at test time, each padded to the largest "
@@ -592,6 +617,9 @@ def _cross_checks(system, db):
         if db["output_sizes"][0] != expected:
             problems.append(f"db.output_sizes: for input_size {db['input_size']} the network gives "
                             f"{expected}, got {db['output_sizes'][0]}")
+    if db["first_look_side"] > db["test_max_side"]:
+        problems.append(f"db.first_look_side: must be at most db.test_max_side "
+                        f"({db['test_max_side']}), got {db['first_look_side']}")
     if db["nms_kernel"] % 2 == 0:
         problems.append(f"db.nms_kernel: must be odd, got {db['nms_kernel']}")
     if db["rand_scales"] is None and db["rand_scale_min"] >= db["rand_scale_max"]:

@@ -47,6 +47,8 @@ from sample.dataset import (
     validation_loader,
     workers_that_fit,
 )
+from sample.kp_detection import object_height_at_input
+from test.scales import object_height_note
 
 from . import distributed
 from .budget import short_run_note
@@ -144,6 +146,9 @@ def _train(cfg, context, start_iter, workers, memory_check, say, run) -> None:
     if cfg.overrides:
         say("over the config file: " + ", ".join(f"{key}={json.dumps(value)}"
                                                  for key, value in cfg.overrides.items()))
+    height_note = object_height_note(object_height_at_input(train_db.records, cfg), cfg)
+    if height_note:
+        say(height_note)
     last_snapshot = restore(factory, cfg, start_iter, say)
     run.factory = factory
 

@@ -257,3 +257,26 @@ def log_sizes(out_boxes: np.ndarray, slots: int) -> np.ndarray:
 def _pixel(coordinate: np.float32, size: int) -> int:
     # a coordinate exactly on the far border belongs to the last pixel
     return min(int(coordinate), size - 1)
+
+
+def object_height_at_input(records, cfg) -> float | None:
+    """The median height, in input pixels, of the objects of `records` as
+    training crops show them to the network (test/scales.py brings every test
+    page's objects to db.test_object_height, which should be this): each
+    object's height divided by each crop scale of db.rand_scales, or, without
+    rand_crop, scaled as the padded square is to the input. None without objects."""
+    db = cfg.db
+    heights, factors = [], []
+    for record in records:
+        boxes = np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4)
+        if not len(boxes):
+            continue
+        heights.append(boxes[:, 3] - boxes[:, 1])
+        factors.append(np.full(len(boxes), db.input_size[0] / max(record.height, record.width)))
+    if not heights:
+        return None
+    heights = np.concatenate(heights)
+    if db.rand_crop:
+        # the crop window is input_size * s, resized to input_size: heights / s
+        return float(np.median(heights[:, None] / np.asarray(db.rand_scales)[None, :]))
+    return float(np.median(heights * np.concatenate(factors)))

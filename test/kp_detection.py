@@ -2,11 +2,16 @@
 "CenterNet: Keypoint Triplets for Object Detection"), in the steps of the
 original test/coco.py kp_detection:
 
-1. for each of `db.test_scales`: resize the image to int(h * scale) x
-   int(w * scale), centre it on an input of size (size | 127) (each side
-   127 mod 128, so the hourglass' downsamplings divide evenly), normalise
-   with `db.mean` / `db.std`, and batch it with its horizontal flip when
-   `db.test_flip`;
+0. the page's scales (test/scales.py): with `db.test_scale_mode` "objects"
+   a first look (steps 1-6 at one scale, without flip) measures the page's
+   objects and sets the scales from their height; with "pixels" they are
+   `db.test_scales`;
+1. for each scale: resize the image to int(h * scale) x int(w * scale)
+   (area averaging when shrinking, so a 12-megapixel photo brought to a
+   few hundred pixels keeps its thin strokes), centre it on an input of size
+   (size | 127) (each side 127 mod 128, so the hourglass' downsamplings
+   divide evenly), normalise with `db.mean` / `db.std`, and batch it with its
+   horizontal flip when `db.test_flip`;
 2. run `net.predict` and decode the maps with `_decode` (top `db.top_k`
    corners and centres, pairs by embedding distance `db.ae_threshold`);
 3. move what was decoded for every scale to the host in one transfer;
@@ -51,6 +56,7 @@ from nnet.device import autocast
 
 from .center_check import C_HEIGHT, C_WIDTH, SCORE, X1, X2, Y1, Y2, center_check
 from .merge import by_class_probabilities, merge_detections
+from .scales import first_look_scale, keeps_first_look, looks_first, page_scales
 from .timing import StageTimer
 
 # A box may reach this many input pixels into the padding before it is dropped
@@ -94,30 +100,58 @@ def scaled_geometry(height: int, width: int, scale: float):
     return resized, inputs, offset
 
 
-def prepare_image(image: np.ndarray, cfg, pin_memory: bool = False) -> list[ScaledInput]:
-    """(H, W, 3) uint8 BGR image -> one network input per test scale."""
+@dataclass(frozen=True)
+class Page:
+    """One image ready for detect_images: its network inputs, and with a
+    first look (test/scales.py) the image, to prepare the chosen scales from."""
+
+    inputs: list[ScaledInput]         # the final scales', or the first look's one
+    image: np.ndarray | None = None   # (H, W, 3) uint8 BGR; only with a first look
+
+    @property
+    def looking(self) -> bool:
+        return self.image is not None
+
+
+def prepare_page(image: np.ndarray, cfg, pin_memory: bool = False) -> Page:
+    """(H, W, 3) uint8 BGR image -> what detect_images needs of it: the
+    inputs of db.test_scales ("pixels" mode), or of the first look."""
+    if not looks_first(cfg):
+        return Page(prepare_image(image, cfg, pin_memory=pin_memory))
+    scale = first_look_scale(*image.shape[:2], cfg)
+    return Page(prepare_image(image, cfg, [scale], flip=False, pin_memory=pin_memory), image)
+
+
+def prepare_image(image: np.ndarray, cfg, scales: list[float] | None = None,
+                  flip: bool | None = None, pin_memory: bool = False) -> list[ScaledInput]:
+    """(H, W, 3) uint8 BGR image -> one network input per scale (default: the
+    scales the page is tested at before looking at it, test/scales.py
+    page_scales), with its mirror when `flip` (default db.test_flip)."""
     height, width = image.shape[:2]
+    scales = page_scales(height, width, cfg) if scales is None else scales
+    flip = cfg.db.test_flip if flip is None else flip
     mean = np.asarray(cfg.db.mean, dtype=np.float32).reshape(3, 1, 1)
     std = np.asarray(cfg.db.std, dtype=np.float32).reshape(3, 1, 1)
     prepared = []
-    for scale in cfg.db.test_scales:
+    for scale in scales:
         (new_h, new_w), (input_h, input_w), (top, left) = scaled_geometry(height, width, scale)
         resized = image if (new_h, new_w) == (height, width) else \
-            cv2.resize(image, (new_w, new_h))
+            cv2.resize(image, (new_w, new_h),
+                       interpolation=cv2.INTER_AREA if new_w < width else cv2.INTER_LINEAR)
         # the padding is black before normalisation, as in training
-        batch = np.empty((2 if cfg.db.test_flip else 1, 3, input_h, input_w), dtype=np.float32)
+        batch = np.empty((2 if flip else 1, 3, input_h, input_w), dtype=np.float32)
         batch[0] = -mean / std
         content = batch[0, :, top:top + new_h, left:left + new_w]
         content[...] = resized.transpose(2, 0, 1)
         content *= 1 / 255
         content -= mean
         content /= std
-        if cfg.db.test_flip:
+        if flip:
             batch[1] = batch[0, :, :, ::-1]
         tensor = torch.from_numpy(batch)
         if pin_memory:
             tensor = tensor.pin_memory()
-        prepared.append(ScaledInput(scale=scale, images=tensor, flipped=cfg.db.test_flip,
+        prepared.append(ScaledInput(scale=scale, images=tensor, flipped=flip,
                                     image_size=(height, width), resized_size=(new_h, new_w),
                                     offset=(top, left)))
     return prepared
@@ -135,7 +169,8 @@ def batch_inputs(group: list[ScaledInput], cfg, pin_memory: bool = False):
         return group[0].images, group
     height = max(scaled.input_size[0] for scaled in group)
     width = max(scaled.input_size[1] for scaled in group)
-    per_image = 2 if cfg.db.test_flip else 1
+    flipped = group[0].flipped
+    per_image = 2 if flipped else 1
     images = torch.empty((per_image * len(group), 3, height, width), dtype=torch.float32,
                          pin_memory=pin_memory)
     black = -np.asarray(cfg.db.mean, np.float32) / np.asarray(cfg.db.std, np.float32)
@@ -145,7 +180,7 @@ def batch_inputs(group: list[ScaledInput], cfg, pin_memory: bool = False):
         rows = images[per_image * i:per_image * (i + 1)]
         own_h, own_w = scaled.input_size
         rows[0, :, :own_h, :own_w] = scaled.images[0]
-        if cfg.db.test_flip:
+        if flipped:
             rows[1] = rows[0].flip(-1)
         placed.append(replace(scaled, images=rows))
     return images, placed
@@ -230,22 +265,59 @@ def map_to_image(detections: np.ndarray, centers: np.ndarray, heatmap_size, scal
     return detections, centers
 
 
-def detect_images(net, prepared: list[list[ScaledInput]], cfg, device,
-                  timer: StageTimer | None = None, pin_memory: bool = False) -> list[np.ndarray]:
+def detect_images(net, pages: list[Page], cfg, device, timer: StageTimer | None = None,
+                  pin_memory: bool = False) -> list[np.ndarray]:
     """Final detections of prepared images that share each network call (one
-    list of ScaledInput per image, from prepare_image): for each image an
-    (N, 6) array x1, y1, x2, y2, score, class in image pixels, best first, at
-    most `db.max_per_image` rows; (0, 6) when nothing is found.
+    Page per image, from prepare_page): for each image an (N, 6) array x1,
+    y1, x2, y2, score, class in image pixels, best first, at most
+    `db.max_per_image` rows; (0, 6) when nothing is found.
+
+    Pages prepared for a first look are detected once at its scale (timed as
+    the stage "first look"), then at the scales it sets (test/scales.py),
+    unless the first look's boxes can stand (keeps_first_look).
     """
     timer = timer or StageTimer()
+    results: list[np.ndarray | None] = [None] * len(pages)
+    final_inputs = [page.inputs for page in pages]
+    looking = [i for i, page in enumerate(pages) if page.looking]
+    if looking:
+        with timer.stage("first look", synchronize=True):
+            looks = _detect(net, [pages[i].inputs for i in looking], cfg, device, StageTimer(),
+                            pin_memory)
+        for i, found in zip(looking, looks):
+            page = pages[i]
+            look_scale = page.inputs[0].scale
+            scales = page_scales(*page.image.shape[:2], cfg, found, look_scale)
+            if keeps_first_look(scales, look_scale, cfg):
+                results[i] = found
+                continue
+            with timer.stage("preparation"):
+                final_inputs[i] = prepare_image(page.image, cfg, scales)
+    again = [i for i, found in enumerate(results) if found is None]
+    if again:
+        for i, found in zip(again, _detect(net, [final_inputs[i] for i in again], cfg, device,
+                                           timer, pin_memory)):
+            results[i] = found
+    if cfg.db.classes_from == "boxes":
+        for i, found in enumerate(results):
+            with timer.stage("classification", synchronize=True):
+                results[i] = name_boxes(net, found, final_inputs[i][0], cfg, device)
+    return results
+
+
+def _detect(net, prepared: list[list[ScaledInput]], cfg, device, timer: StageTimer,
+            pin_memory: bool) -> list[np.ndarray]:
+    """Steps 2-6 for images that share each network call: one list of
+    ScaledInput per image, the same number of scales for each; the boxes are
+    not named yet (step 7)."""
     decoded, placed = [], []   # per scale: the batch's decoding, each image's placement
-    for scale_index in range(len(cfg.db.test_scales)):
+    for scale_index in range(len(prepared[0])):
         images, where = batch_inputs([scaled[scale_index] for scaled in prepared], cfg, pin_memory)
         decoded.append(decode_scale(net, images, cfg, device, timer))
         placed.append(where)
     with timer.stage("decoding"):
         host = to_host(decoded)
-    per_image = 2 if cfg.db.test_flip else 1   # batch rows of one image
+    per_image = 2 if prepared[0][0].flipped else 1   # batch rows of one image
     results = []
     for i in range(len(prepared)):
         rows = slice(per_image * i, per_image * (i + 1))
@@ -257,11 +329,7 @@ def detect_images(net, prepared: list[list[ScaledInput]], cfg, device,
         with timer.stage("centre check"):
             found = center_check(found, centres, cfg)
         with timer.stage("nms"):
-            final = merge_detections(found, cfg)
-        if cfg.db.classes_from == "boxes":
-            with timer.stage("classification", synchronize=True):
-                final = name_boxes(net, final, prepared[i][0], cfg, device)
-        results.append(final)
+            results.append(merge_detections(found, cfg))
     return results
 
 

@@ -27,7 +27,7 @@ from db import ImageReadError, read_image
 from .confusion import PICTURE as CONFUSION_PICTURE
 from .confusion import confusion_matrix, draw_confusion_matrix
 from .evaluate import DetectionWarning, coco_results, evaluate, write_json
-from .kp_detection import detect_images, prepare_image
+from .kp_detection import detect_images, prepare_page
 from .pr_curves import PICTURE as PR_PICTURE
 from .pr_curves import draw_pr_curves
 from .timing import StageTimer, device_sync
@@ -80,7 +80,7 @@ def _load_and_prepare(records, cfg, pin_memory, keep_going):
         images.append(image)
         # a single image goes to the device as prepared; a call of several is
         # copied into one batch first, and that batch is what gets pinned
-        prepared.append(prepare_image(image, cfg, pin_memory=pin_memory and len(records) == 1))
+        prepared.append(prepare_page(image, cfg, pin_memory=pin_memory and len(records) == 1))
     return kept, images, prepared, failed, time.perf_counter() - start
 
 

@@ -1,5 +1,5 @@
-"""Per-stage wall-clock times of the test-time pipeline (preparation, network,
-decoding, centre check, NMS), summed over a split and printed at the end of
+"""Per-stage wall-clock times of the test-time pipeline (preparation, first
+look, network, decoding, centre check, NMS, classification), summed over a split and printed at the end of
 test.py, so a slow stage is visible at a glance.
 
 On a GPU the network runs asynchronously: a stage that launches GPU work is
@@ -27,7 +27,10 @@ def device_sync(device) -> Callable[[], None]:
 class StageTimer:
     """Sums the seconds spent in each named stage and counts the images."""
 
-    STAGES = ("preparation", "network", "decoding", "centre check", "nms", "classification")
+    # "first look": the whole detection of a page at the scale that measures
+    # its objects (test/scales.py), before the network at the chosen scale
+    STAGES = ("preparation", "first look", "network", "decoding", "centre check", "nms",
+              "classification")
 
     def __init__(self, sync: Callable[[], None] = lambda: None):
         self.sync = sync

@@ -324,11 +324,13 @@ def sampler_config(**db):
 
 
 def detection_config(data_dir, tmp_path, **db):
-    """CenterNet-tiny testing the pages of `data_dir` at scale 1 with flip;
-    results under `tmp_path`. Class-agnostic corners named by per-class
-    centres, no size check, unless asked otherwise: what the fake networks
-    below compute (their `named_boxes` option gives the box classifier's path)."""
+    """CenterNet-tiny testing the pages of `data_dir` at scale 1 of their
+    pixels with flip; results under `tmp_path`. Class-agnostic corners named
+    by per-class centres, no size check, unless asked otherwise: what the fake
+    networks below compute (their `named_boxes` option gives the box
+    classifier's path). FakeNetwork knows the scales in advance: pixels mode."""
     settings = {"top_k": 40, "num_dets": 400, "test_flip": True, "test_scales": [1],
+                "test_scale_mode": "pixels",
                 "max_per_image": 100, "classes_from": "centers", "center_size": False}
     settings.update(db)
     return load_config("CenterNet-tiny", overrides={
@@ -434,6 +436,8 @@ class FakeNetwork(torch.nn.Module):
 
     def __init__(self, records, cfg, maps_for):
         super().__init__()
+        assert cfg.db.test_scale_mode == "pixels", \
+            "FakeNetwork knows every call's scale in advance: test in pixels mode"
         per_call = cfg.db.test_batch_images
         groups = [records[i:i + per_call] for i in range(0, len(records), per_call)]
         self.calls = [(group, s) for group in groups for s in cfg.db.test_scales]

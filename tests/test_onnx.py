@@ -96,7 +96,9 @@ def test_demo_py_with_onnx_finds_what_the_snapshot_finds(exported, snapshot_conf
     # settings under which the random network of the snapshot finds boxes:
     # any two corners pair, a centre may lie in the middle half of a box, and
     # its random sizes pass the size check (the box classifier still names them)
-    settings = ["db.ae_threshold=100", "db.top_k=100", "db.num_dets=1000",
+    # (at 0.6 of the pages' own pixels: the random boxes' heights would set any scale)
+    settings = ["db.test_scale_mode=pixels", "db.test_scales=[0.6]",
+                "db.ae_threshold=100", "db.top_k=100", "db.num_dets=1000",
                 "db.center_region_small_n=2", "db.center_region_large_n=2",
                 "db.size_tolerance=1e9"]
     common = [snapshot_config.path, "--images", pages_dir, "--device", "cpu"]
