@@ -271,7 +271,8 @@ class OnnxNetwork:
         if cells > self.max_cells:
             raise ValueError(f"{self.path}: an input of {tuple(images.shape[-2:])} pixels gives "
                              f"{cells} heatmap cells a side; this export pools exactly over at "
-                             f"most {self.max_cells}: test at a smaller db.test_scales")
+                             f"most {self.max_cells}: lower db.test_max_side (or, with "
+                             f"db.test_scale_mode pixels, db.test_scales)")
         arrays = self.session.run(self.names, {INPUT_NAME: images.float().cpu().numpy()})
         return {name: torch.from_numpy(a).to(images.device) for name, a in zip(self.names, arrays)}
 
