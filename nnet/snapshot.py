@@ -62,7 +62,8 @@ def save_snapshot(path, state: dict) -> None:
     except OSError as e:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
-        if e.filename is None or e.filename == tmp_path:  # name the snapshot, not its temporary
+        # name the snapshot, not its temporary (an OSError of a message alone stays as it is)
+        if e.errno is not None and e.filename in (None, tmp_path):
             raise OSError(e.errno, e.strerror, path) from None
         raise
     except BaseException:
