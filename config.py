@@ -261,6 +261,12 @@ DB = {
     "rand_flip": Key(True, boolean, "random horizontal flips"),
     "rand_color": Key(True, boolean, "colour jitter (brightness, contrast, saturation)"),
     "lighting": Key(True, boolean, "PCA lighting noise (with rand_color)"),
+    "rand_blur": Key(0.0, number(0, 5),
+                     "half of the training crops blurred with a Gaussian of sigma up to this "
+                     "many input pixels, as out-of-focus photos are (0: never, the paper)"),
+    "rand_jpeg": Key(0, integer(0, 100),
+                     "half of the training crops compressed again as JPEG of quality from this "
+                     "up to 95 (0: never, the paper)"),
     "border": Key(128, integer(0), "crop centres keep this far from the image edges"),
     "gaussian_bump": Key(True, boolean, "gaussian heatmap targets (false: single pixels)"),
     "gaussian_iou": Key(0.7, number(0, 1, low_open=True, high_open=True), "IoU that sets the gaussian radius"),

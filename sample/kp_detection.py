@@ -25,7 +25,10 @@ The steps, each switchable in the config (`db.*`):
    (a box covers x1 <= x < x2, width x2 - x1), so mirroring an image of width
    W maps x to W - x exactly and swaps x1 and x2 (the original's
    W - x - 1 shifts every flipped box by a pixel).
-4. colour (`rand_color`: brightness, contrast, saturation by up to 40 %;
+4. a photo's faults (`rand_blur`: half the crops blurred with a Gaussian of
+   sigma up to that many input pixels; `rand_jpeg`: half the crops JPEG
+   compressed again, quality from that up to 95; both off in the paper),
+   colour (`rand_color`: brightness, contrast, saturation by up to 40 %;
    `lighting`: PCA noise of std 0.1 with `eig_val`/`eig_vec`), then
    (image / 255 - mean) / std, BGR.
 5. targets at output_sizes[0]. A coordinate x of the input is x * w_out / w_in
@@ -43,8 +46,8 @@ The steps, each switchable in the config (`db.*`):
    (L, 2), each object's log width and log height in heatmap cells.
 
 All randomness comes from `rng` (a numpy Generator) and is drawn in a fixed
-order (crop, flip, colour, lighting, boxes to classify), only for the steps
-that are on.
+order (crop, flip, blur, JPEG, colour, lighting, boxes to classify), only for
+the steps that are on.
 """
 
 from __future__ import annotations
@@ -149,6 +152,14 @@ def augmented_input(image: np.ndarray, record, cfg, rng: np.random.Generator,
         image = image[:, ::-1]
         boxes[:, [0, 2]] = input_width - boxes[:, [2, 0]]
 
+    if augment and db.rand_blur > 0 and rng.uniform() < 0.5:
+        sigma = rng.uniform(0.3, db.rand_blur)
+        image = cv2.GaussianBlur(np.ascontiguousarray(image), (0, 0), sigma)
+    if augment and db.rand_jpeg > 0 and rng.uniform() < 0.5:
+        quality = int(rng.integers(db.rand_jpeg, 96))
+        _, encoded = cv2.imencode(".jpg", np.ascontiguousarray(image),
+                                  [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
     image = image.astype(np.float32) / 255.0
     if augment and db.rand_color:
         color_jitter_(rng, image, COLOR_VARIANCE)

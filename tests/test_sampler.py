@@ -128,6 +128,25 @@ def test_random_crops_keep_targets_consistent():
             assert (regr >= 0).all() and ((regr < 1) | ((regr == 1) & at_far_edge)).all()
 
 
+def test_blur_and_jpeg_change_the_pixels_only_and_only_when_training():
+    """rand_blur and rand_jpeg degrade the crop as a photo would; the targets
+    stay those of the undegraded crop, and validation examples stay clean."""
+    plain = sampler_config(rand_crop=False, rand_color=False)
+    faulty = sampler_config(rand_crop=False, rand_color=False, rand_blur=2.0, rand_jpeg=20)
+    image = picture(seed=5)
+    changed = 0
+    for seed in range(8):
+        a = kp_detection(image, record(), plain, np.random.default_rng(seed), augment=True)
+        b = kp_detection(image, record(), faulty, np.random.default_rng(seed), augment=True)
+        for name in ("tl_heatmap", "br_heatmap", "ct_heatmap", "tl_tags", "tl_regr", "tag_mask"):
+            np.testing.assert_array_equal(a[name], b[name])
+        changed += not np.array_equal(a["image"], b["image"])
+    assert changed >= 4   # each fault on about half the crops: most crops change
+    clean = kp_detection(image, record(), plain, np.random.default_rng(0), augment=False)
+    still = kp_detection(image, record(), faulty, np.random.default_rng(0), augment=False)
+    np.testing.assert_array_equal(clean["image"], still["image"])
+
+
 def test_gaussian_radius_and_wider_centre():
     box = np.array([[20.0, 20.0, 100.0, 90.0]], dtype=np.float32)
     cfg = sampler_config(rand_crop=False)
