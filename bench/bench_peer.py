@@ -46,6 +46,7 @@ the benchmark says so and stops (or runs `--detectors ours` alone).
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
 import json
 import math
@@ -161,8 +162,10 @@ def prepare_pages(args, cfg, workdir: str, env) -> tuple[str, dict, list[str]]:
 
     crops, paper = os.path.join(REAL, "crops-dev"), os.path.join(REAL, "paper")
     if os.path.isdir(crops) and os.path.isdir(paper) and os.path.isfile(REAL_PAGES_TOOL):
-        out = os.path.join(workdir, "real")
-        shutil.rmtree(out, ignore_errors=True)
+        # pictures made of real crops never go into the project's tree (not even
+        # cache/): a temporary folder outside it, removed when the run ends
+        out = tempfile.mkdtemp(prefix="bench-peer-real-")
+        atexit.register(shutil.rmtree, out, ignore_errors=True)
         subprocess.run([sys.executable, REAL_PAGES_TOOL, crops, paper, out, "--pages",
                         str(REAL_PAGES), "--seed", str(REAL_SEED)], check=True, cwd=ROOT, env=env,
                        stdout=subprocess.DEVNULL)

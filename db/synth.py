@@ -46,6 +46,13 @@ The page model (ks-format.md, "The synthetic 口算 set"; drawn by db/synth_page
   table colour around it; 20% flat-bed scans (almost no skew, sometimes grey).
   Then uneven light with a colour cast and sometimes a shadow, blur, sensor
   noise and JPEG quality 55-95.
+- What real workbook photos add (db/synth_realism.py, each a feature that
+  `--without` leaves out for an ablation): the pupils write with MNIST digits
+  (mnist_digits), the pages carry workbook clutter that is no problem
+  (workbook_clutter: 第N页 badges, 我会批 ( )分( )秒 score blocks, section
+  headings, problem numbers), and phone photos look like phone photos
+  (photography: tilt, faded print, ruled paper, desk, hard shadows, focus,
+  fingertips).
 
 Boxes are tight around a problem's printed ink plus its answer area: the
 written answer where there is one, the printed underline, parentheses or circle
