@@ -48,16 +48,12 @@ def jittered_box(box, settings, rng: np.random.Generator) -> np.ndarray:
     return np.array([nx1, ny1, nx2, ny2])
 
 
-def cut_crop(image: np.ndarray, box, settings, rng: np.random.Generator | None = None) -> np.ndarray:
-    """(crop_height, crop_width, 3) uint8 crop of `box` from the BGR `image`.
-
-    settings: a reader config's `reader` section. With `rng` (training) the box
-    is jittered and the resolution lowered at random."""
+def check_box(image: np.ndarray, box, smallest: int) -> tuple[float, float, float, float]:
+    """The box as four floats; EmptyCrop when it has no area or lies outside the picture."""
     image_h, image_w = image.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box)
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         raise EmptyCrop(f"the box {list(box)} is not a number")
-    smallest = settings.min_box_size
     if x2 - x1 < smallest or y2 - y1 < smallest:
         raise EmptyCrop(f"the box is {max(x2 - x1, 0):.0f} x {max(y2 - y1, 0):.0f} px: nothing to "
                         f"read (reader.min_box_size {smallest})")
@@ -66,19 +62,37 @@ def cut_crop(image: np.ndarray, box, settings, rng: np.random.Generator | None =
     if inside_w < smallest or inside_h < smallest or image.size == 0:
         raise EmptyCrop(f"the box {[round(v) for v in (x1, y1, x2, y2)]} lies outside the "
                         f"{image_w} x {image_h} picture")
-    if rng is not None:
-        x1, y1, x2, y2 = jittered_box((x1, y1, x2, y2), settings, rng)
+    return x1, y1, x2, y2
+
+
+def box_patch(image: np.ndarray, box, margin_x: float, margin_y: float) -> np.ndarray:
+    """The pixels of `box` widened by margin_x / margin_y box heights on each
+    side, as BGR; parts outside the picture repeat its edge."""
+    image_h, image_w = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
     height = y2 - y1
-    left = int(math.floor(x1 - settings.margin_x * height))
-    right = int(math.ceil(x2 + settings.margin_x * height))
-    top = int(math.floor(y1 - settings.margin_y * height))
-    bottom = int(math.ceil(y2 + settings.margin_y * height))
+    left = int(math.floor(x1 - margin_x * height))
+    right = int(math.ceil(x2 + margin_x * height))
+    top = int(math.floor(y1 - margin_y * height))
+    bottom = int(math.ceil(y2 + margin_y * height))
     patch = image[max(top, 0):min(bottom, image_h), max(left, 0):min(right, image_w)]
     pad = (max(0, -top), max(0, bottom - image_h), max(0, -left), max(0, right - image_w))
     if any(pad):  # a box at the page border: the picture's edge repeated
         patch = cv2.copyMakeBorder(patch, *pad, cv2.BORDER_REPLICATE)
     if patch.ndim == 2:
         patch = cv2.cvtColor(patch, cv2.COLOR_GRAY2BGR)
+    return patch
+
+
+def cut_crop(image: np.ndarray, box, settings, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(crop_height, crop_width, 3) uint8 crop of `box` from the BGR `image`.
+
+    settings: a reader config's `reader` section. With `rng` (training) the box
+    is jittered and the resolution lowered at random."""
+    x1, y1, x2, y2 = check_box(image, box, settings.min_box_size)
+    if rng is not None:
+        x1, y1, x2, y2 = jittered_box((x1, y1, x2, y2), settings, rng)
+    patch = box_patch(image, (x1, y1, x2, y2), settings.margin_x, settings.margin_y)
 
     out_h, out_w = settings.crop_height, settings.crop_width
     if rng is not None and settings.scale_jitter > 0 and rng.random() < 0.5:
