@@ -10,7 +10,8 @@ So among the printed readings near the best path (`nbest`), the ones that are
 problems are preferred; and for each, the answer is the answer head's best
 path, or the problem's right answer when the crop makes it at most `prior`
 nats less likely than the best path. The pair with the highest
-log P(printed) + log P(answer) (+ prior for a right answer) wins. A reader
+log P(printed) + log P(answer) (+ prior for a right answer, the best path's
+answer included when it is right for that printed reading) wins. A reader
 who knows the sum reads a smudged digit that way; it is the choice that is
 most often correct when most answers are right, and a clearly written wrong
 answer stays wrong (it reads more than `prior` nats better than the right one).
@@ -26,7 +27,7 @@ import itertools
 import numpy as np
 import torch
 
-from .arithmetic import NotAProblem, parse
+from .arithmetic import RIGHT, NotAProblem, grade, parse
 from .text import Alphabet
 
 UNCERTAIN = 0.9      # a column whose best class has less probability than this may be misread
@@ -101,7 +102,9 @@ def best_reading(reading, printed_alphabet: Alphabet, answer_alphabet: Alphabet,
                                                answer_alphabet).tolist())) if expected else {}
     best = None
     for text, score, e in problems:
-        options = [(score + answer_read, reading.answer)]
+        # the answer as read, itself right for this printed reading or not
+        options = [(score + answer_read + (prior if grade(text, reading.answer).decision == RIGHT
+                                           else 0.0), reading.answer)]
         if prior > 0 and e in right:
             options.append((score + right[e] + prior, e))
         for total, answer in options:

@@ -315,7 +315,11 @@ def test_the_printed_part_must_be_a_problem_and_a_close_right_answer_wins():
         a = spell(answer, answer_alphabet, answer_unsure)
         return Reading(printed, answer, 0.5, 0.5, p, a)
 
-    # "3÷5=" has no whole result; "3+5=" nearly as likely is, and 8 is its right answer
+    # "3×5=8" is wrong; "3+5=" nearly as likely, and 8 is its right answer
+    r = reading("3×5=", "8", {1: {"×": 0.55, "+": 0.45}})
+    # "3+5+" is no problem; "3+5=" is
+    r = reading("3+5+", "9", {3: {"+": 0.55, "=": 0.45}})
+    assert best_reading(r, printed_alphabet, answer_alphabet, prior=0.0) == ("3+5=", "9")
     r = reading("3÷5=", "8", {1: {"÷": 0.55, "+": 0.45}})
     assert best_reading(r, printed_alphabet, answer_alphabet, prior=3.0) == ("3+5=", "8")
     # an answer the crop reads 9 at 70 %, 8 at 30 %: pupils are mostly right, 8 it is
