@@ -30,6 +30,13 @@ The page model (ks-format.md, "The synthetic 口算 set"; drawn by db/synth_page
   operator; parentheses, sometimes an underline). Numbers within 20, 100 or
   1000 per page. Answers after `=` go on nothing, on a printed underline or
   inside printed parentheses (a per-page choice).
+- What real workbooks hold besides (db/synth_problems.py, `--content`, each
+  kind a share: 'mix' by default, 'basic' none): decimals `0.35 + 0.45 = 0.8`,
+  remainders `17 ÷ 5 = 3……2`, estimates `447 ÷ 5 ≈ 90`, two or three operators
+  `18 ÷ 3 + 9 = 15`, brackets `7 + (10 + 5) = 22`, units `3分米 ○ 3厘米` and
+  conversions `3米 = ( )厘米`; the category is compare, else fill, else the
+  first operator (ks-format.md). Drawn from a generator of their own, so
+  `--content basic` gives the pages of before to the byte.
 - Print: one printed font and size per page (DejaVu, Liberation, FreeFont,
   WenQuanYi...), near-black ink. Signs a font lacks (− × ÷ ○) are drawn as
   lines and circles, never as tofu.
@@ -83,6 +90,7 @@ import cv2
 from db import synth_fonts, synth_handwriting
 from db.ks import format_ks_line
 from db.synth_page import SynthPage, render_page
+from db.synth_problems import Content, parse_content
 from db.synth_realism import FEATURES, Realism
 from db.synth_style import STYLES, page_style
 
@@ -147,7 +155,7 @@ def _make_page(job: tuple[str, int]) -> tuple[str, int, str, str, int]:
     style = s["style"]
     page = render_page(s["seed"], split, index, small=s["small"], fonts=style.fonts,
                        num_problems=s["num_problems"], size=style.size, realism=s["realism"],
-                       style_name=style.name)
+                       style_name=style.name, content=s["content"])
     relpath = image_relpath(split, index)
     ok, encoded = cv2.imencode(".jpg", page.image, [cv2.IMWRITE_JPEG_QUALITY, page.jpeg_quality])
     if not ok:
@@ -178,7 +186,7 @@ def _log(message: str):
 
 def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, small: bool = False,
              num_problems: int | None = None, log=_log, style: str = "main",
-             realism: Realism | None = None) -> dict[str, str]:
+             realism: Realism | None = None, content: Content | str | None = None) -> dict[str, str]:
     """Write ks_<split>.txt and images/<split>/ under `out_dir` for each split in `counts`.
 
     counts: {split: pages}, default DEFAULT_COUNTS. workers: processes (default: the
@@ -186,6 +194,8 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
     num_problems: force the problem count of every page (a debugging aid).
     style: "main" or "holdout", the fonts and print sizes (db/synth_style.py).
     realism: what of real photos the pages imitate (db/synth_realism.py; None: all).
+    content: the shares of the problem kinds beyond a op b (db/synth_problems.py: a
+    Content, or text as --content takes it; None: the default mix).
     log: called with each progress line (default: print to stderr).
     Returns {split: path of its txt}. The output does not depend on `workers`.
 
@@ -207,6 +217,13 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
             else f" (install {' '.join(synth_fonts.FONT_PACKAGES)} for the full variety)")
     chosen = page_style(style, fonts, small=small)
     realism = Realism() if realism is None else realism
+    content_text = content if isinstance(content, str) else None
+    content = parse_content(content) if isinstance(content, str) or content is None else content
+    if content != parse_content("mix"):
+        content_text = content_text or content.describe()
+        log(f"db.synth: content {content.describe()}")
+    else:
+        content_text = None
     log(f"db.synth: style {style}: fonts: {chosen.fonts.describe()}{note}"
         + (f"; {chosen.note}" if chosen.note else ""))
     if realism.off():
@@ -220,7 +237,7 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
 
     jobs = [(split, index) for split, count in counts.items() for index in range(count)]
     settings = dict(seed=seed, small=small, style=chosen, num_problems=num_problems, out_dir=out_dir,
-                    realism=realism)
+                    realism=realism, content=content)
     lines = {split: [None] * count for split, count in counts.items()}
     text_lines = {split: [None] * count for split, count in counts.items()}
     problems = 0
@@ -249,6 +266,7 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
     header = (f"# synthetic 口算 pages: python -m db.synth --seed {seed}"
               f"{' --small' if small else ''}{f' --style {style}' if style != 'main' else ''}"
               f"{f' --without {chr(44).join(realism.off())}' if realism.off() else ''}"
+              f"{f' --content {content_text}' if content_text else ''}"
               f" (format: ks-format.md)\n")
     for split, split_lines in lines.items():
         path = os.path.join(out_dir, f"ks_{split}.txt")
@@ -290,12 +308,18 @@ def main(argv=None) -> int:
                         help="test-sized pages: 256-400 px wide, 8-30 problems")
     parser.add_argument("--problems", type=int, default=None, metavar="N",
                         help="debugging: put exactly N problems on every page")
+    parser.add_argument("--content", default="mix", metavar="SHARES",
+                        help="the problems beyond a op b (db/synth_problems.py): 'mix' (the "
+                             "default shares), 'basic' (none: a op b, compare and fill only), "
+                             "either followed by kind=share items, e.g. 'mix,units=0.1'; the "
+                             "kinds: decimal, remainder, estimate, mixed, brackets, units")
     parser.add_argument("--without", default="", metavar="FEATURES",
                         help=f"ablations: leave out these realism features, comma-separated "
                              f"(db/synth_realism.py: {', '.join(FEATURES)})")
     args = parser.parse_args(argv)
     try:
         realism = Realism.without(args.without.split(","))
+        parse_content(args.content)
     except ValueError as error:
         parser.error(str(error))
     # a held-out style never overwrites the main splits unless asked to
@@ -306,7 +330,8 @@ def main(argv=None) -> int:
     counts = {split: count for split, count in counts.items() if count}
     try:
         generate(args.out, counts, seed=args.seed, workers=args.workers, small=args.small,
-                 num_problems=args.problems, style=args.style, realism=realism)
+                 num_problems=args.problems, style=args.style, realism=realism,
+                 content=args.content)
     except ValueError as error:
         parser.error(str(error))
     return 0

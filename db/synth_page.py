@@ -24,7 +24,7 @@ import zlib
 import cv2
 import numpy as np
 
-from db import synth_fonts, synth_handwriting
+from db import synth_fonts, synth_handwriting, synth_problems
 from db.synth_fonts import Glyph, compose, face_for
 from db.synth_realism import Realism, feature_rng
 
@@ -97,14 +97,14 @@ def page_rng(seed: int, split: str, index: int) -> np.random.Generator:
 @dataclasses.dataclass
 class Problem:
     kind: Kind
-    tokens: list            # printed tokens: str, or ("slot", style) / ("circle",)
-    answer: str             # what the pupil writes (wrong now and then)
-    right_answer: str
+    tokens: list            # printed tokens: str, or ("slot", style) / ("circle",) / ("unit", name, font)
+    answer: str             # what the pupil's pen draws (wrong now and then)
+    right_answer: str       # in the side file's notation (a remainder as 3……2)
     answered: bool
 
     @property
     def correct(self) -> bool:
-        return self.answer == self.right_answer
+        return self.written_answer() == self.right_answer
 
     def text(self) -> str:
         parts = []
@@ -112,18 +112,21 @@ class Problem:
             if isinstance(token, str):
                 parts.append(token)
             elif token[0] == "circle":
-                parts.append(f"○[{self.answer if self.answered else ''}]")
+                parts.append(f"○[{self.written() if self.answered else ''}]")
+            elif token[0] == "unit":
+                parts.append(token[1])
             else:
-                parts.append(f"({self.answer if self.answered else ''})")
+                parts.append(f"({self.written() if self.answered else ''})")
         return " ".join(parts)
 
     def printed(self) -> str:
-        """The printed problem alone, without spaces: "12+7=", "( )+5=7", "7○3", "7×8○54".
+        """The printed problem alone, without spaces: "12+7=", "( )+5=7", "7○3", "7×8○54",
+        "18÷3+9=", "7+(10+5)=", "0.35+0.45=", "447÷5≈", "3分米○3厘米", "3米=( )厘米".
 
-        Signs as printed: + − (U+2212) × ÷ = ○. Where the answer goes is not
-        text: the answer's place after "=" (an underline, parentheses or nothing)
-        is left out, and a blank inside the expression is "( )" however it is
-        printed (parentheses or an underline).
+        Signs as printed: + − (U+2212) × ÷ = ≈ ○ and brackets. Where the answer
+        goes is not text: the answer's place after "=" or "≈" (an underline,
+        parentheses or nothing) is left out, and a blank inside the expression
+        is "( )" however it is printed (parentheses or an underline).
         """
         parts = []
         for n, token in enumerate(self.tokens):
@@ -131,13 +134,19 @@ class Problem:
                 parts.append(token)
             elif token[0] == "circle":
                 parts.append("○")
+            elif token[0] == "unit":
+                parts.append(token[1])
             elif n + 1 < len(self.tokens):  # a blank inside: a fill problem's
                 parts.append("( )")
         return "".join(parts)
 
+    def written_answer(self) -> str:
+        """The answer drawn, in the side file's notation (a remainder's dots as ……)."""
+        return self.answer.replace(synth_problems.REMAINDER_DRAWN, synth_problems.REMAINDER)
+
     def written(self) -> str:
         """The handwritten answer as written (possibly wrong); "" when unanswered."""
-        return self.answer if self.answered else ""
+        return self.written_answer() if self.answered else ""
 
 
 def _operation(op: Kind, level: int, rng) -> tuple[int, int, int]:
@@ -492,9 +501,19 @@ def _problem_layout(problem: Problem, face, space: float, slot_width: float):
             x += space
         if isinstance(token, str):
             for char in token:
-                glyph = face.glyph(char)
+                if char == "≈" and not face.has(char):   # no font's glyph: two waves
+                    glyph = synth_problems.approx_sign(d, face.stroke)
+                else:
+                    glyph = face.glyph(char)
                 placed.append((glyph, x, 0.0))
                 x += glyph.advance
+        elif token[0] == "unit":   # 米, 厘米, 元: from a CJK font at the print's size
+            unit_face = face_for(("ttf", token[2]), d)
+            for char in token[1]:
+                glyph = unit_face.glyph(char)
+                placed.append((glyph, x - 0.6 * space, 0.0))
+                x += glyph.advance
+            x -= 0.6 * space
         elif token[0] == "circle":
             circle = face.glyph("○")
             if circle.mask.shape[0] < d:  # some fonts' circle is a bullet: too small to write in
@@ -526,7 +545,7 @@ def _problem_layout(problem: Problem, face, space: float, slot_width: float):
 
 def _problem_em_width(problem: Problem, face, space_em: float, slot_em: float) -> float:
     d = face.digit_height
-    answer_chars = len(problem.right_answer) + (1 if problem.answer != problem.right_answer else 0)
+    answer_chars = len(problem.right_answer) + (1 if not problem.correct else 0)
     _, _, width = _problem_layout(problem, face, space_em * d, slot_em * d * max(answer_chars, 1))
     return width / d
 
@@ -552,7 +571,8 @@ def _choose_grid(n: int, em_width: float, grid_w: float, grid_h: float, size: Pa
 def render_page(seed: int, split: str, index: int, small: bool = False, fonts=None,
                 num_problems: int | None = None, clutter: bool = True, degrade: bool = True,
                 keep_debug: bool = False, size: PageSize | None = None,
-                realism: Realism | None = None, style_name: str = "main") -> SynthPage:
+                realism: Realism | None = None, style_name: str = "main",
+                content: synth_problems.Content | None = None) -> SynthPage:
     """Draw page `index` of `split` for `seed`.
 
     fonts: a synth_fonts.FontCatalog (None: discover the installed fonts).
@@ -560,6 +580,8 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     realism: what of real workbook photos the page imitates (db/synth_realism.py;
     None: everything); style_name: the style ("main", "holdout") whose share of
     the MNIST digits the pupils write with.
+    content: the shares of the problem kinds beyond a op b (db/synth_problems.py;
+    None: the default mix, synth_problems.PRESETS["mix"]; "basic" shares: none).
     num_problems: force the problem count (tests: e.g. a page above 128 problems).
     clutter=False leaves out everything that is not a problem (title, lines, marks,
     stains); degrade=False skips lighting, blur and noise (the camera warp stays).
@@ -577,7 +599,9 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     realism = Realism() if realism is None else realism
     sheet = _draw_sheet(rng, size, small, num_problems)
     style = _draw_print_style(rng, fonts, sheet.scan)
-    problems = _draw_problems(rng, sheet.problems, style)
+    content = synth_problems.PRESETS["mix"] if content is None else content
+    problems = _draw_problems(rng, sheet.problems, style, content,
+                              feature_rng(seed, split, index, "content"), fonts.cjk)
     layout = _draw_layout(rng, sheet, size, clutter)
     workbook = None
     if realism.workbook_clutter and clutter and not small:
@@ -711,13 +735,32 @@ def _draw_print_style(rng, fonts, scan: bool) -> _PrintStyle:
                        unanswered_rate, wrong_rate)
 
 
-def _draw_problems(rng, count: int, style: _PrintStyle) -> list[Problem]:
-    """The problems; category weights vary per page (themed sheets) but are balanced on average."""
+def _draw_problems(rng, count: int, style: _PrintStyle, content=None, content_rng=None,
+                   cjk_fonts=()) -> list[Problem]:
+    """The problems; category weights vary per page (themed sheets) but are balanced on average.
+
+    With `content` (db/synth_problems.py Content) and its own generator
+    `content_rng`, each problem is then replaced, with its kind's share, by
+    a problem of that kind (decimals, remainders, estimates, several
+    operators, brackets, units; units need `cjk_fonts`); the page's own
+    generator draws what it drew without them."""
     weights = rng.dirichlet(np.full(len(Kind), 1.5))
     kinds = rng.choice(len(Kind), size=count, p=weights)
-    return [_make_problem(Kind(int(k)), style.level, style.answer_style,
-                          rng.random() >= style.unanswered_rate, style.wrong_rate, rng)
-            for k in kinds]
+    problems = [_make_problem(Kind(int(k)), style.level, style.answer_style,
+                              rng.random() >= style.unanswered_rate, style.wrong_rate, rng)
+                for k in kinds]
+    if content is None or content_rng is None:
+        return problems
+    for i, problem in enumerate(problems):
+        kind = synth_problems.choose_kind(content, content_rng)
+        if kind is None:
+            continue
+        wrong = bool(content_rng.random() < style.wrong_rate)
+        drawn = synth_problems.draw(kind, style.level, content_rng, style.answer_style, wrong,
+                                    cjk_fonts)
+        problems[i] = Problem(Kind[drawn.category.upper()], list(drawn.tokens), drawn.handwritten,
+                              drawn.right, problem.answered)
+    return problems
 
 
 def _draw_layout(rng, sheet: _Sheet, size: PageSize, clutter: bool) -> _Layout:

@@ -42,9 +42,11 @@ from config import (
 READER_CONFIG_DIR = os.path.join(CONFIG_DIR, "reader")
 
 # Characters that occur in the synthetic set's printed problems (docs/ks-format.md,
-# "What each box reads"): the space is the inside of the blank "( )".
-PRINTED_ALPHABET = "0123456789+−×÷=○() "
-ANSWER_ALPHABET = "0123456789<>="
+# "What each box reads"): the space is the inside of the blank "( )"; brackets,
+# the decimal point, ≈ and the units of compare problems and conversions.
+PRINTED_ALPHABET = "0123456789+−×÷=○() .≈千米分厘毫元角时秒吨克"
+# and in the answers: numbers, decimals, remainders (3……2), relations
+ANSWER_ALPHABET = "0123456789<>=.…"
 
 
 def _alphabet(value):

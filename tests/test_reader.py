@@ -93,11 +93,12 @@ def test_the_generators_own_texts_grade_as_the_generator_says(tiny_ks_dir):
     for page in pages:
         for printed, answer, solution in zip(page.printed, page.answers, page.solutions):
             assert grade(printed, solution).decision == RIGHT
-            assert grade(printed, solution).expected in (solution, None)
+            if parse(printed).kind != "estimate":   # an estimate has several right answers
+                assert grade(printed, solution).expected in (solution, None)
             want = UNANSWERED if not answer else RIGHT if answer == solution else WRONG
             assert grade(printed, answer).decision == want
             seen.add(parse(printed).kind)
-    assert seen == {"result", "fill", "compare"}
+    assert {"result", "fill", "compare"} <= seen
 
 
 # --------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from collections import Counter
 
 import cv2
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from db import synth, synth_fonts
 from db.synth_page import Kind, render_page
+from db.synth_problems import KINDS, PRESETS, parse_content
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CATEGORIES = len(Kind)
@@ -161,7 +163,8 @@ def test_categories_are_balanced_and_the_arithmetic_is_true():
     fonts = synth_fonts.discover_fonts()
     kinds, right, answered = [], 0, 0
     for index in range(30):
-        page = render_page(3, "test", index, small=True, fonts=fonts, clutter=False, degrade=False)
+        page = render_page(3, "test", index, small=True, fonts=fonts, clutter=False, degrade=False,
+                           content=PRESETS["basic"])
         kinds.extend(page.classes.tolist())
         for kind, text in zip(page.classes.tolist(), page.texts):
             tokens = text.split()
@@ -189,6 +192,50 @@ def test_categories_are_balanced_and_the_arithmetic_is_true():
     assert np.all(shares > 0.08) and np.all(shares < 0.3), shares
     assert right / answered > 0.9          # mostly right, a few realistic mistakes
     assert answered / len([k for k in kinds if k <= Kind.COMPARE]) > 0.75   # most are answered
+
+
+def test_every_kind_of_problem_is_drawn_and_marked_as_the_generator_says():
+    """The default content (db/synth_problems.py): decimals, remainders,
+    estimates, several operators, brackets and units each about their share;
+    the side file's solution is right by reader/arithmetic.py, a pupil's answer
+    right exactly when it is the solution, the category the ks rule's."""
+    from reader.arithmetic import RIGHT, grade, parse
+
+    fonts = synth_fonts.discover_fonts()
+    names = ["add", "sub", "mul", "div", "compare", "fill"]
+    forms, problems = Counter(), 0
+    for index in range(12):
+        page = render_page(5, "train", index, fonts=fonts, clutter=False, degrade=False)
+        for c, printed, answer, solution in zip(page.classes.tolist(), page.printed, page.answers,
+                                                page.solutions):
+            problems += 1
+            problem = parse(printed)
+            assert names[c] == problem.category, printed
+            assert grade(printed, solution).decision == RIGHT, (printed, solution)
+            if answer:
+                assert (grade(printed, answer).decision == RIGHT) == (answer == solution), \
+                    (printed, answer, solution)
+            forms["decimal"] += "." in printed
+            forms["remainder"] += "……" in solution
+            forms["estimate"] += "≈" in printed
+            forms["brackets"] += "(" in printed.replace("( )", "")
+            forms["mixed"] += sum(printed.count(s) for s in "+−×÷") >= 2
+            forms["units"] += any(u in printed for u in "米元角时秒克")
+    content = PRESETS["mix"]
+    for kind, share in content.shares():
+        if kind == "units" and not fonts.cjk:
+            continue
+        assert 0.3 * share < forms[kind] / problems < 3 * share, (kind, forms, problems)
+
+
+def test_content_shares_are_read_and_checked():
+    assert parse_content("basic").describe() == ",".join(f"{k}=0" for k in KINDS)
+    assert parse_content("mix,units=0.2").units == 0.2
+    assert parse_content("units=0").decimal == PRESETS["mix"].decimal
+    for bad, says in (("nope", "unknown content"), ("mix,feet=1", "unknown problem kind"),
+                      ("mix,units=2", "from 0 to 1"), ("basic,mixed=0.7,units=0.6", "add up")):
+        with pytest.raises(ValueError, match=says):
+            parse_content(bad)
 
 
 def test_signs_never_render_as_tofu():
@@ -255,6 +302,10 @@ def test_bad_arguments_are_reported_clearly(tmp_path):
     result = subprocess.run([sys.executable, "-m", "db.synth", "--out", str(tmp_path), "--val", "-2"],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "integer >= 0" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "db.synth", "--out", str(tmp_path),
+                             "--content", "mix,feet=0.1"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "unknown problem kind 'feet'" in result.stderr
 
 
 def test_the_held_out_style_keeps_its_fonts_out_of_the_main_pages(tmp_path):
