@@ -331,6 +331,11 @@ DB = {
                         "CNN on its pixels (needs class_agnostic_corners)"),
     "box_crop": Key([16, 80], image_size,
                     "with classes_from boxes: [height, width] of the crop the box classifier reads"),
+    "box_pooling": Key("global", choice("global", "columns"),
+                       "with classes_from boxes: how the box classifier pools its crop: "
+                       "global (one max over the crop) or columns (a max per column, the "
+                       "columns in order, so that the first of several operators can name "
+                       "the problem)"),
     "boxes_per_image": Key(24, integer(1),
                            "with classes_from boxes: training boxes classified per image"),
     "box_jitter": Key(0.1, number(0, 0.5),

@@ -45,13 +45,13 @@ def folder_name(row: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", row).strip("_") or "row"
 
 
-def generate(data_dir: str, without: str) -> None:
+def generate(data_dir: str, without: str, content: str) -> None:
     if os.path.isfile(os.path.join(data_dir, "ks_holdout.txt")):
         return   # made by an earlier run of this row
     shutil.rmtree(data_dir, ignore_errors=True)
     for style in ("main", "holdout"):
         command = [sys.executable, "-m", "db.synth", "--out", data_dir, "--seed", "0",
-                   "--style", style]
+                   "--style", style, "--content", content]
         if without:
             command += ["--without", without]
         subprocess.run(command, check=True, cwd=PROJECT_ROOT)
@@ -73,7 +73,7 @@ def train(config: str, settings: list[str], data_dir: str, cache_dir: str) -> fl
 def run_row(args) -> dict:
     folder = os.path.join(args.workdir, folder_name(args.row))
     data_dir, cache_dir = os.path.join(folder, "data"), os.path.join(folder, "cache")
-    generate(data_dir, args.without)
+    generate(data_dir, args.without, args.content)
     minutes = train(args.config, args.set, data_dir, cache_dir)
     overrides = parse_assignments(args.set + [f"system.data_dir={data_dir}",
                                               f"system.cache_dir={cache_dir}"])
@@ -84,7 +84,7 @@ def run_row(args) -> dict:
     with RealSets() as real:
         scores = score_everywhere(net, cfg, real)
         missing = real.missing
-    return {"row": args.row, "without": args.without, "set": args.set,
+    return {"row": args.row, "without": args.without, "content": args.content, "set": args.set,
             "iteration": snapshot.iteration, "train_minutes": minutes, "scores": scores,
             "missing": missing, "date": time.strftime("%Y-%m-%d")}
 
@@ -95,7 +95,7 @@ COLUMNS = (("synthetic validation", "val"), ("held-out style", "held-out"),
 
 
 def table(rows: list[dict]) -> str:
-    header = ["row", "left out", "settings"]
+    header = ["row", "left out", "content", "settings"]
     for _, short in COLUMNS:
         header += [f"{short} AP50", f"{short} AP"]
     header += ["composed real: class-blind AP50", "real photos: class-blind AP50",
@@ -103,7 +103,7 @@ def table(rows: list[dict]) -> str:
     body = []
     for r in rows:
         s = r["scores"]
-        line = [r["row"], r["without"] or "-", " ".join(r["set"]) or "-"]
+        line = [r["row"], r["without"] or "-", r.get("content", "basic"), " ".join(r["set"]) or "-"]
         for label, _ in COLUMNS:
             line += ([f"{s[label]['AP50']:.3f}", f"{s[label]['AP']:.3f}"] if label in s
                      else ["-", "-"])
@@ -120,6 +120,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--row", help="the row's name (its folder under --workdir)")
     parser.add_argument("--without", default="", help="realism features left out (db.synth --without)")
+    parser.add_argument("--content", default="basic",
+                        help="the problems drawn (python -m db.synth --content; default basic: "
+                             "a op b, compare and fill, as before the content mix)")
     parser.add_argument("--features", default=None,
                         help="exactly these realism features, comma-separated (the others left "
                              "out; a row queued before later features were written stays as asked)")
@@ -152,8 +155,8 @@ def main(argv=None):
         print(json.dumps({k: v for k, v in row.items() if k != "scores"}), flush=True)
     missing = sorted({m for r in rows for m in r.get("missing", [])})
     body = ("Each row: the synthetic set generated with the features of db/synth_realism.py "
-            "but those left out (seed 0: 600 training, 100 validation and 100 held-out-style "
-            "pages), CenterNet-tiny trained on it from scratch for its 900 iterations (no time "
+            "but those left out and the problems of `--content` (seed 0: 600 training, 100 "
+            "validation and 100 held-out-style pages), CenterNet-tiny trained on it from scratch for its 900 iterations (no time "
             "budget), then scored as bench/bench_real.py scores (its own validation and "
             "held-out pages; the real sets are the same for every row). Rows are in the order "
             "they were run; each adds one change to the row above it unless it says otherwise.\n\n"

@@ -55,5 +55,6 @@ def network_options(cfg) -> dict:
             "corner_categories": 1 if db.class_agnostic_corners else db.categories,
             "center_categories": 1 if boxes else db.categories,
             "center_size": db.center_size,
-            "box_classifier": {"crop_size": db.box_crop} if boxes else None,
+            "box_classifier": ({"crop_size": db.box_crop, "pooling": db.box_pooling}
+                               if boxes else None),
             "pool_window": db.pool_window}

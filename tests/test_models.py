@@ -253,3 +253,28 @@ def test_head_dim_sets_the_inner_width_of_every_head():
         assert getattr(narrow, name)[0][1].in_channels == 5
     maps = narrow.predict(torch.randn(1, 3, 31, 31))
     assert set(maps) == set(narrow.heads) and maps["tl_heat"].shape == (1, 3, 8, 8)
+
+
+def test_column_pooling_sees_where_an_operator_is_and_global_pooling_does_not():
+    """The box classifier's "columns" pooling keeps the order of what it saw
+    along the box (the first of several operators names a problem); a global
+    max cannot tell a problem's two halves apart when they are swapped."""
+    from models.py_utils.box_classifier import BoxClassifier
+
+    torch.manual_seed(0)
+    crop = torch.zeros(1, 3, 16, 80)
+    crop[:, :, 4:12, 12:28] = torch.randn(1, 3, 8, 16)    # something, then a gap,
+    crop[:, :, 4:12, 52:68] = torch.randn(1, 3, 8, 16)    # then something else
+    swapped = torch.cat([crop[..., 40:], crop[..., :40]], dim=-1)
+    outputs = {}
+    for pooling in ("global", "columns"):
+        classifier = BoxClassifier(6, (16, 80), pooling=pooling).eval()
+        assert classifier.logits.in_features == 64 * (20 if pooling == "columns" else 1)
+        with torch.no_grad():
+            outputs[pooling] = [classifier.logits(classifier.features(x)) for x in (crop, swapped)]
+    torch.testing.assert_close(*outputs["global"])
+    assert not torch.allclose(*outputs["columns"], atol=1e-3)
+    with pytest.raises(ValueError, match="'global' or 'columns'"):
+        BoxClassifier(6, (16, 80), pooling="mean")
+    cfg = load_config("CenterNet-tiny", check_data=False, overrides={"db": {"box_pooling": "columns"}})
+    assert build_network(cfg).box_classifier.logits.in_features == 64 * cfg.db.box_crop[1] // 4

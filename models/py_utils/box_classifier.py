@@ -14,7 +14,11 @@ category comes from the whole box, seen at the input's own resolution:
                                    the box stretched to the crop
     2 x conv-BN-ReLU, max-pool 2   widths[0], widths[1]
     2 x conv-BN-ReLU, max-pool 2   widths[2], widths[3]
-    conv-BN-ReLU, global max       widths[4]: "is there a + anywhere"
+    conv-BN-ReLU, then             widths[4]
+      pooling "global": max over the crop ("is there a + anywhere"), or
+      pooling "columns": max over each column's height, the columns kept in
+        order (crop_w / 4 of them): a problem of several operators is named
+        by its first one (ks-format.md), which a global max cannot tell
     linear                         (N, categories) logits
 
 Training crops the ground-truth boxes of each example, jittered as the
@@ -37,16 +41,21 @@ def _block(inp, out):
 class BoxClassifier(nn.Module):
     """Category logits of boxes on a batch of network inputs.
 
-    crop_size: (height, width) of each crop; widths: five channel widths."""
+    crop_size: (height, width) of each crop; widths: five channel widths;
+    pooling: "global" or "columns" (module doc)."""
 
-    def __init__(self, categories, crop_size=(16, 80), widths=(16, 32, 32, 64, 64)):
+    def __init__(self, categories, crop_size=(16, 80), widths=(16, 32, 32, 64, 64),
+                 pooling="global"):
         super().__init__()
+        if pooling not in ("global", "columns"):
+            raise ValueError(f"box classifier pooling must be 'global' or 'columns', got {pooling!r}")
         self.crop_size = tuple(crop_size)
+        columns = 1 if pooling == "global" else max(1, self.crop_size[1] // 4)
         self.features = nn.Sequential(
             _block(3, widths[0]), _block(widths[0], widths[1]), nn.MaxPool2d(2),
             _block(widths[1], widths[2]), _block(widths[2], widths[3]), nn.MaxPool2d(2),
-            _block(widths[3], widths[4]), nn.AdaptiveMaxPool2d(1), nn.Flatten())
-        self.logits = nn.Linear(widths[4], categories)
+            _block(widths[3], widths[4]), nn.AdaptiveMaxPool2d((1, columns)), nn.Flatten())
+        self.logits = nn.Linear(widths[4] * columns, categories)
 
     def forward(self, images, rois):
         """images (B, 3, H, W); rois (N, 5) batch index, x1, y1, x2, y2 in
