@@ -158,8 +158,9 @@ def main(argv=None):
             "but those left out and the problems of `--content` (seed 0: 600 training, 100 "
             "validation and 100 held-out-style pages), CenterNet-tiny trained on it from "
             "scratch for its 900 iterations (no time budget), then scored as "
-            "bench/bench_real.py scores (its own validation and held-out pages; the real sets are the same for every row). Rows are in the order "
-            "they were run; each adds one change to the row above it unless it says otherwise.\n\n"
+            "bench/bench_real.py scores (its own validation and held-out pages; the real "
+            "sets are the same for every row). Rows are in the order they were run; each "
+            "adds one change to the row above it unless it says otherwise.\n\n"
             + table(rows)
             + ("\n\nNot measured on this machine: " + "; ".join(missing) + "." if missing else ""))
     print(write_section("realism-ablation", body, cmd="python -m bench.bench_realism --row NAME "
