@@ -487,14 +487,64 @@ def _printable(face, text: str) -> bool:
     return all(face.has(c) or c in synth_fonts.PRIMITIVE_SIGNS for c in text)
 
 
-def _problem_layout(problem: Problem, face, space: float, slot_width: float):
+@dataclasses.dataclass(frozen=True)
+class _Blanks:
+    """How a page prints its blanks and compare circles (realism feature
+    workbook_print): fill blanks and answer places as boxes, the circle of a
+    compare problem larger or drawn by hand."""
+    box_fill: bool = False       # a fill problem's blank: a printed box, not parentheses
+    box_answer: bool = False     # the answer's place after "=": a printed box
+    circle_scale: float = 1.0
+    drawn_circle: bool = False
+    seed: int = 0
+
+
+def _page_blanks(rng) -> _Blanks:
+    """A page's blanks and circles under realism feature workbook_print."""
+    drawn = rng.random() < 0.25
+    return _Blanks(box_fill=rng.random() < 0.35, box_answer=rng.random() < 0.1,
+                   circle_scale=float(rng.uniform(1.0, 1.6)) if rng.random() < 0.4 else 1.0,
+                   drawn_circle=drawn, seed=int(rng.integers(2 ** 31)))
+
+
+def _box_glyph(width: float, d: float, stroke: float) -> Glyph:
+    """A printed box for a blank, `width` px wide, from 1.15 d above the baseline to 0.2 d below."""
+    t = max(1, int(round(stroke)))
+    w, h = max(3, int(round(width))), max(3, int(round(1.35 * d)))
+    mask = np.zeros((h, w), np.uint8)
+    cv2.rectangle(mask, (0, 0), (w - 1, h - 1), 255, t)
+    return Glyph(mask, 0, int(round(-1.15 * d)), float(width))
+
+
+def _drawn_circle(d: float, scale: float, stroke: float, seed: int) -> Glyph:
+    """A compare circle drawn by hand: an uneven loop, not quite closed."""
+    rng = np.random.default_rng(seed)
+    radius = 0.62 * d * scale
+    s = 4
+    angles = np.linspace(0, 2 * math.pi * rng.uniform(1.02, 1.12), 48)
+    wobble = 1 + 0.06 * np.sin(angles * rng.integers(2, 5) + rng.uniform(0, 6.3))
+    ry = radius * rng.uniform(0.85, 1.0)
+    xs, ys = radius * wobble * np.cos(angles), ry * wobble * np.sin(angles)
+    pad = stroke + 2
+    size = int(math.ceil(2 * radius * 1.1 + 2 * pad))
+    canvas = np.zeros((size * s, size * s), np.uint8)
+    points = np.int32(np.stack([(xs + size / 2) * s, (ys + size / 2) * s], axis=1))
+    cv2.polylines(canvas, [points], False, 255, max(1, int(round(stroke * s))), cv2.LINE_AA)
+    mask = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA)
+    return Glyph(mask, 0, int(round(-0.5 * d - size / 2)), float(size + 0.15 * d))
+
+
+def _problem_layout(problem: Problem, face, space: float, slot_width: float,
+                    blanks: _Blanks | None = None):
     """Place a problem's printed tokens from pen x 0 on baseline 0.
 
     Returns (placed glyphs, answer anchor, end x) where the anchor says where the
     handwritten answer goes: ("after", x) to the right of x, or ("centre", x, y, size)
-    centred on a point (inside parentheses or the compare circle) of a space `size` px tall.
+    centred on a point (inside parentheses, a box or the compare circle) of a space
+    `size` px tall. `blanks`: how the page prints blanks and circles (None: as always).
     """
     d = face.digit_height
+    blanks = blanks or _Blanks()
     placed, x, anchor = [], 0.0, None
     for n, token in enumerate(problem.tokens):
         if n:
@@ -518,6 +568,13 @@ def _problem_layout(problem: Problem, face, space: float, slot_width: float):
             circle = face.glyph("○")
             if circle.mask.shape[0] < d:  # some fonts' circle is a bullet: too small to write in
                 circle = synth_fonts.primitive_sign("○", d, face.stroke)
+            if blanks.drawn_circle:
+                circle = _drawn_circle(d, blanks.circle_scale, max(1.0, face.stroke), blanks.seed)
+            elif blanks.circle_scale != 1.0:
+                circle = synth_fonts.primitive_sign("○", round(d * blanks.circle_scale),
+                                                    face.stroke)
+                circle = dataclasses.replace(circle, top=int(round(
+                    -0.5 * d - circle.mask.shape[0] / 2)))
             placed.append((circle, x, 0.0))
             centre_y = circle.top + circle.mask.shape[0] / 2.0
             anchor = ("centre", x + circle.left + circle.mask.shape[1] / 2.0, centre_y,
@@ -525,7 +582,16 @@ def _problem_layout(problem: Problem, face, space: float, slot_width: float):
             x += circle.advance
         else:
             style = token[1]
-            if style == "paren":
+            inside = n + 1 < len(problem.tokens)   # a fill problem's blank, not the answer's place
+            if (blanks.box_fill and inside and style in ("paren", "underline")) or \
+                    (blanks.box_answer and not inside):
+                style = "box"
+            if style == "box":
+                box = _box_glyph(slot_width + 0.3 * d, d, max(1.0, 0.8 * face.stroke))
+                placed.append((box, x, 0.0))
+                anchor = ("centre", x + box.advance / 2.0, -0.45 * d, d)
+                x += box.advance
+            elif style == "paren":
                 opening, closing = face.glyph("("), face.glyph(")")
                 placed.append((opening, x, 0.0))
                 x += opening.advance
@@ -543,10 +609,12 @@ def _problem_layout(problem: Problem, face, space: float, slot_width: float):
     return placed, anchor, x
 
 
-def _problem_em_width(problem: Problem, face, space_em: float, slot_em: float) -> float:
+def _problem_em_width(problem: Problem, face, space_em: float, slot_em: float,
+                      blanks: _Blanks | None = None) -> float:
     d = face.digit_height
     answer_chars = len(problem.right_answer) + (1 if not problem.correct else 0)
-    _, _, width = _problem_layout(problem, face, space_em * d, slot_em * d * max(answer_chars, 1))
+    _, _, width = _problem_layout(problem, face, space_em * d, slot_em * d * max(answer_chars, 1),
+                                  blanks)
     return width / d
 
 
@@ -603,6 +671,9 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
     problems = _draw_problems(rng, sheet.problems, style, content,
                               feature_rng(seed, split, index, "content"), fonts.cjk)
     layout = _draw_layout(rng, sheet, size, clutter)
+    if realism.workbook_print:
+        style = dataclasses.replace(style, blanks=_page_blanks(
+            feature_rng(seed, split, index, "workbook_print")))
     workbook = None
     if realism.workbook_clutter and clutter and not small:
         workbook = _plan_workbook(feature_rng(seed, split, index, "workbook_clutter"), layout,
@@ -650,6 +721,7 @@ class _PrintStyle:
     level: int          # numbers within 20, 100 or 1000
     unanswered_rate: float
     wrong_rate: float
+    blanks: _Blanks = _Blanks()   # realism feature workbook_print
 
 
 @dataclasses.dataclass(frozen=True)
@@ -799,7 +871,7 @@ def _draw_grid(rng, problems: list[Problem], style: _PrintStyle, layout: _Layout
     grid_w, grid_h = layout.grid_x1 - layout.grid_x0, layout.grid_y1 - layout.grid_y0
     reference_face = face_for(style.spec, 40)
     slot_em = float(rng.uniform(0.75, 1.0))
-    em_width = max(_problem_em_width(p, reference_face, style.space_em, slot_em)
+    em_width = max(_problem_em_width(p, reference_face, style.space_em, slot_em, style.blanks)
                    for p in problems) + number_em
     choice = _choose_grid(len(problems), em_width, grid_w, grid_h, size, layout.max_digit, rng)
     while choice is None:  # too many problems for this page: drop from the end
@@ -826,7 +898,8 @@ def _fit_face(problems: list[Problem], style: _PrintStyle, slot_em: float, digit
     requested = digit
     for _ in range(64):  # rounding of the font size may widen a problem by a pixel or two
         layouts = [_problem_layout(p, face, style.space_em * face.digit_height,
-                                   slot_em * face.digit_height * max(len(p.right_answer), 1))
+                                   slot_em * face.digit_height * max(len(p.right_answer), 1),
+                                   style.blanks)
                    for p in problems]
         if max(layout[2] for layout in layouts) <= cell_w - 4 or requested <= 4:
             break

@@ -26,6 +26,9 @@ Features (all on by default):
   paper, a textured desk, the hard-edged shadow of the phone or a hand, focus
   falling off across the page, fingertips at the edges (flat-bed scans keep
   their look).
+- `workbook_print`: blanks as workbooks print them: a fill problem's blank
+  as a box (□) on about a third of the pages, the answer's place after "="
+  as a box on a tenth, compare circles up to 1.6x larger or drawn by hand.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import zlib
 
 import numpy as np
 
-FEATURES = ("mnist_digits", "workbook_clutter", "photography")
+FEATURES = ("mnist_digits", "workbook_clutter", "photography", "workbook_print")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Realism:
     mnist_digits: bool = True
     workbook_clutter: bool = True
     photography: bool = True
+    workbook_print: bool = True
 
     @classmethod
     def without(cls, names) -> "Realism":

@@ -65,18 +65,18 @@ FINGERPRINT = 'opencv 4.14.0, Pillow 13.0.0, numpy 2.4.6, fonts a0169099b23c'
 DIGESTS = {
     'small': '1675e0420ea0e74ac9b00125f6eea8fa075748e2d8fa0539c4a3446581b698ed',
     'small-val': 'ff9d1bcbf77569b9067b93fb6bfd30427c5ce48adc326fd80850f274926f50ae',
-    'full': '330b783c68343c6b3f15c1dfaf7dfd8d8eba93b870c8df18a7782eb1efea6f10',
-    'crowded': 'fa1adcecdd4a7b859364d031e4d4d1eb3f58a2514525a33511a2afc6ff17225f',
+    'full': 'e1d1149881126154c0b42021e7e8408b80269c2a7fc349588e337e56cc043e4f',
+    'crowded': 'e4ee540270a77b2ce91a08871c42acb743c259924f7872358425372ba5de7d56',
     'holdout': '9c44fb431bbc9ce7a06814c95048a1be0a0c721cd8865a368fba0a4d44948d20',
     'debug': '9335833b89ed71843d58cbb81f5b3fbb9c0557d00b7cf0a1237daef05af0d562',
-    'plain': '30b21d60ed8de123497df58e14f8f67f3d544cadf9e9a3ab11253602daa56ed5',
-    'stroke-fonts': '76edb8c5b2b2482829722bb18ee5e7f6609e811b00881336a95d0a5e14a5ebe9',
+    'plain': 'dc40827c73c646c55a34c09d09a1d1a459f40fda9a5d59b1c7d66b1c25cfb68b',
+    'stroke-fonts': 'f1b6216abddad25254a74b40f03421a026a26d32fbd03a0135aecc98d2059639',
     'full-no-realism': '1da8522733b559c8d9ba13ec4d7a8fa4b8e1f1559f86a9a6c42e5ce2aa95ec02',
     'crowded-no-realism': 'e00b6c0e98a54eb760a8cb609778441e10021efa50ee1a6103670b1a7d4cbfa2',
     'holdout-no-realism': '0810abd3906dffc6b1deb72df40e2566947a7470c7c557928c8947e49c5c26f7',
     'small-basic': '0caf28a68b17c02be4cd0df3f85142890a3dc938c1f4293bdda0fa8f7d0d1926',
     'full-basic': '00dce760062559608ae9ea3dc8673d3b61a8ce554551fd638c6a226dcfb5aeec',
-    'stroke-fonts-basic': '12e223a502b174928d6b5f447467a63db00421abc62608bc4d2567e86d7fd7ef',
+    'stroke-fonts-basic': '6bec0a4096c395ceb96109aa7ddab34b88a62506b7a2f05d634d631ba5253082',
     'full-no-realism-basic': '6be42ff801c3eb5c6f1bee066e0ecbd5212bfc06c7a7f6246b88342ed2669038',
 }
 
