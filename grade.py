@@ -16,7 +16,13 @@ Then, per page:
    place, none mostly inside a better one (reader/grading.py select_boxes);
 2. each box read by the recognizer (--reader, config/reader/<name>.json, its
    snapshot --reader-iter; train it with train_reader.py): the printed part
-   and the handwritten answer (reader/engine.py);
+   and the handwritten answer (reader/engine.py); where it is not sure (not
+   read as answered rightly, or a best path under reader.settled_confidence),
+   PP-OCR's line recognizer reads the box too and the readings are weighed
+   together (reader/ppocr.py, reader/decoding.py second_opinion; installed
+   with `pip install --no-deps -r requirements-ocr.txt`, which
+   scripts/setup.sh does where it can; without it grade.py says so and reads
+   with the recognizer alone);
 3. each problem marked exactly (reader/arithmetic.py): right, wrong,
    unanswered (nothing written) or unreadable (a box with nothing in it, a
    printed part that is no problem, an answer that is not a number or not
@@ -179,8 +185,15 @@ def main(argv=None) -> int:
              "reader": {"config": reader_cfg.name, "iteration": reader.iteration}}
     if reader.short_of_plan:
         about["reader"]["short_of_plan"] = reader.short_of_plan
+    about["reader"]["second_opinion"] = ("PP-OCR where the recognizer is not sure"
+                                         if reader.line_reader is not None else "none")
+    if reader.missing:   # asked for in the config, not installed: said once, graded without it
+        print(f"grade.py: note: {reader.missing}; reading with the recognizer alone")
+        about["reader"]["second_opinion_missing"] = reader.missing
     decisions, counts, pages = Counter(), {}, []
     reading_seconds = [0.0]
+    marking_seconds = [0.0]
+    second_opinions = [0]
 
     def grade_page(record, image, detections):
         started = time.perf_counter()
@@ -189,7 +202,10 @@ def main(argv=None) -> int:
             boxes = page_truth.boxes if page_truth is not None else []
         else:
             boxes = select_boxes(detections, threshold)
+        marking = time.perf_counter()
         problems = grade_boxes(reader, image, boxes)
+        marking_seconds[0] += time.perf_counter() - marking
+        second_opinions[0] += sum(p.second_opinion for p in problems)
         result = page_json(record.path, image, problems, None if args.gt_boxes else names, **about)
         if page_truth is not None:
             page_counts = compare_with_truth(problems, page_truth)
@@ -240,6 +256,9 @@ def main(argv=None) -> int:
     summary = {**about, "images": len(pages), "totals": totals,
                "seconds_per_page": round(seconds / max(len(pages), 1), 3),
                "reading_seconds_per_page": round(reading_seconds[0] / max(len(pages), 1), 3),
+               # the reading and marking alone (reader/grading.py grade_boxes), without writing
+               "read_mark_seconds_per_page": round(marking_seconds[0] / max(len(pages), 1), 3),
+               "second_opinions": second_opinions[0],
                "pages": pages}
     if counts:
         summary["accuracy"] = accuracy(counts)
@@ -251,8 +270,10 @@ def main(argv=None) -> int:
         print(f"grade.py: {cannot_write(e)}", file=sys.stderr)
         return PROBLEMS
     print(f"{len(pages)} pages, {totals['problems']} problems: {score_line(totals)}; "
-          f"{summary['seconds_per_page']} s per page ({summary['reading_seconds_per_page']} s reading "
-          f"and marking); pictures and JSON files in {args.out}")
+          f"{summary['seconds_per_page']} s per page ({summary['reading_seconds_per_page']} s reading, "
+          f"marking and writing, of which {summary['read_mark_seconds_per_page']} s reading and "
+          f"marking; PP-OCR asked about {second_opinions[0]} problems); pictures and JSON files "
+          f"in {args.out}")
     if counts:
         a = summary["accuracy"]
         print(f"against {os.path.basename(truth_path)}: found {a['found']} of {a['truth']} problems; "

@@ -127,6 +127,24 @@ READER = {
                               "read from the config file, not the snapshot)"),
     "min_box_size": Key(4, integer(1),
                         "boxes narrower or lower than this many pixels are unreadable"),
+    "second_reader": Key("ppocr", choice("ppocr", "none"),
+                         "grading: a second opinion on the problems the recognizer is not sure "
+                         "of, PP-OCR's line recognizer (reader/ppocr.py; rapidocr-onnxruntime's "
+                         "model, `pip install --no-deps -r requirements-ocr.txt`; without it "
+                         "grade.py says so and reads with the recognizer alone), or none; read "
+                         "from the config file, not the snapshot"),
+    "settled_confidence": Key(0.9, number(0, 1),
+                              "grading: a problem the recognizer reads as answered rightly, "
+                              "both best paths at least this probable, is settled without a "
+                              "second opinion (read from the config file)"),
+    "second_reader_weight": Key(1.0, number(0),
+                                "grading: the weight of the recognizer's log-likelihood beside "
+                                "PP-OCR's where both read a problem (1: their product; 0: "
+                                "PP-OCR decides, the recognizer only offers readings)"),
+    "line_margin_x": Key(0.25, number(0),
+                         "PP-OCR's crop: context left and right of a box, in box heights"),
+    "line_margin_y": Key(0.1, number(0),
+                         "PP-OCR's crop: context above and below a box, in box heights"),
 }
 
 SCHEMA = {"system": SYSTEM, "reader": READER}

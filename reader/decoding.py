@@ -111,3 +111,38 @@ def best_reading(reading, printed_alphabet: Alphabet, answer_alphabet: Alphabet,
             if best is None or total > best[0]:
                 best = (total, text, answer)
     return best[1], best[2]
+
+
+def second_opinion(reading, line_log_probs: np.ndarray, line_alphabet: Alphabet,
+                   printed_alphabet: Alphabet, answer_alphabet: Alphabet, prior: float,
+                   weight: float, offered: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """(printed, answer) where PP-OCR's reading of the line (reader/ppocr.py) is
+    asked too, None when neither reader reads a problem there.
+
+    The readings weighed: PP-OCR's (line_readings: its beam's problems and
+    their right answers) and those `offered` by the recognizer, each scored
+    log P_PP-OCR(line) + prior (a right answer) + weight x (log P(printed) +
+    log P(answer) under the recognizer's two heads). A reading the
+    recognizer's alphabets cannot write counts as its least likely one."""
+    from .ppocr import line_readings
+
+    ranked = line_readings(line_log_probs, line_alphabet, prior, extra=offered)
+    if not ranked:
+        return None
+    if weight > 0 and reading.printed_log_probs is not None and reading.answer_log_probs is not None:
+        printed_texts = sorted({p for _, p, _ in ranked})
+        answers = sorted({a for _, _, a in ranked})
+        printed_scores = dict(zip(printed_texts, log_likelihoods(
+            reading.printed_log_probs, printed_texts, printed_alphabet).tolist()))
+        answer_scores = dict(zip(answers, log_likelihoods(
+            reading.answer_log_probs, answers, answer_alphabet).tolist()))
+        for scores in (printed_scores, answer_scores):
+            finite = [v for v in scores.values() if v > -np.inf]
+            floor = min(finite) if finite else 0.0
+            for key, value in scores.items():
+                if value == -np.inf:
+                    scores[key] = floor
+        ranked = [(score + weight * (printed_scores[p] + answer_scores[a]), p, a)
+                  for score, p, a in ranked]
+    best = max(ranked, key=lambda r: r[0])
+    return best[1], best[2]

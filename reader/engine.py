@@ -78,6 +78,11 @@ class Reader:
         self.printed_alphabet = Alphabet(cfg.reader.printed_alphabet)
         self.answer_alphabet = Alphabet(cfg.reader.answer_alphabet)
         self.right_answer_prior = cfg.reader.right_answer_prior
+        # PP-OCR's second opinion (reader/ppocr.py), set by load_reader; None: the recognizer alone
+        self.line_reader = None
+        self.missing = None              # why PP-OCR was asked for and is not there
+        self.second_opinion = "none"     # "none", "where unsure" or "always"
+        self.weighing = cfg.reader       # the keys that weigh readings (the config file's)
 
     @torch.inference_mode()
     def read(self, crops: np.ndarray) -> list[Reading]:
@@ -138,8 +143,13 @@ def find_reader_snapshot(cfg, iteration="latest") -> str:
     return path
 
 
-def load_reader(cfg, iteration="latest", device="cpu") -> Reader:
-    """The trained recognizer of `cfg`'s snapshot `iteration` (an int or "latest")."""
+def load_reader(cfg, iteration="latest", device="cpu", second_reader: str = "auto") -> Reader:
+    """The trained recognizer of `cfg`'s snapshot `iteration` (an int or "latest").
+
+    second_reader: "auto" (reader.second_reader of the config: PP-OCR's
+    opinion where the recognizer is not sure, when it is installed; the
+    reader's `missing` then says why not), "none", or "only" (PP-OCR reads
+    every problem, the recognizer only offers readings: a benchmark's row)."""
     from nnet.snapshot import SnapshotError, load_snapshot
 
     path = find_reader_snapshot(cfg, iteration)
@@ -158,6 +168,18 @@ def load_reader(cfg, iteration="latest", device="cpu") -> Reader:
     reader.short_of_plan = state.get("short_of_plan")
     # how readings are weighed is not learned: the config file says, not the snapshot
     reader.right_answer_prior = cfg.reader.right_answer_prior
+    reader.weighing = cfg.reader
+    reader.missing = None
+    if second_reader == "auto" and cfg.reader.second_reader == "none":
+        second_reader = "none"
+    if second_reader != "none":
+        from .ppocr import MISSING, LineReader
+
+        reader.line_reader = LineReader.load(threads=torch.get_num_threads())
+        if reader.line_reader is None:
+            reader.missing = MISSING
+        else:
+            reader.second_opinion = "always" if second_reader == "only" else "where unsure"
     return reader
 
 

@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from .arithmetic import DECISIONS, RIGHT, UNANSWERED, UNREADABLE, WRONG, grade
-from .crops import EmptyCrop
-from .decoding import best_reading
+from .crops import EmptyCrop, box_patch
+from .decoding import best_reading, second_opinion
 from .text import canonical_printed
 
 # A box whose area lies this much inside a better-scoring kept box is a piece of it.
@@ -51,6 +51,7 @@ class GradedProblem:
     reason: str | None        # why unreadable
     printed_read: str | None = None  # the heads' best paths, before weighing (reader/decoding.py)
     answer_read: str | None = None
+    second_opinion: bool = False     # PP-OCR was asked too (reader/ppocr.py)
 
 
 def select_boxes(detections, threshold: float) -> np.ndarray:
@@ -103,8 +104,20 @@ def grade_boxes(reader, image: np.ndarray, detections,
     detections = detections.reshape(len(detections), -1) if detections.size else np.zeros((0, 4))
     detections = detections[reading_order(detections)]
     readings = reader.read_boxes(image, detections[:, :4])
+    chosen = []
+    for reading in readings:
+        if isinstance(reading, EmptyCrop):
+            chosen.append(None)
+            continue
+        printed, answer = reading.printed, reading.answer
+        if grade(printed, answer).decision in (WRONG, UNREADABLE):
+            printed, answer = best_reading(reading, getattr(reader, "printed_alphabet", None),
+                                           getattr(reader, "answer_alphabet", None),
+                                           right_answer_prior)
+        chosen.append((canonical_printed(printed), answer))
+    asked = _second_opinions(reader, image, detections, readings, chosen, right_answer_prior)
     graded = []
-    for row, reading in zip(detections, readings):
+    for k, (row, reading) in enumerate(zip(detections, readings)):
         score = float(row[4]) if len(row) > 4 else None
         category = int(row[5]) if len(row) > 5 else None
         box = [round(float(v), 2) for v in row[:4]]
@@ -112,20 +125,49 @@ def grade_boxes(reader, image: np.ndarray, detections,
             graded.append(GradedProblem(box, score, category, None, None, None, None, UNREADABLE,
                                         None, None, str(reading)))
             continue
-        printed, answer = reading.printed, reading.answer
+        printed, answer = asked.get(k) or chosen[k]
         verdict = grade(printed, answer)
-        if verdict.decision in (WRONG, UNREADABLE):
-            printed, answer = best_reading(reading, getattr(reader, "printed_alphabet", None),
-                                           getattr(reader, "answer_alphabet", None),
-                                           right_answer_prior)
-            if (printed, answer) != (reading.printed, reading.answer):
-                verdict = grade(printed, answer)
         graded.append(GradedProblem(box, score, category, canonical_printed(printed), answer,
                                     round(reading.printed_confidence, 4),
                                     round(reading.answer_confidence, 4), verdict.decision,
                                     verdict.kind, verdict.expected, verdict.reason,
-                                    canonical_printed(reading.printed), reading.answer))
+                                    canonical_printed(reading.printed), reading.answer,
+                                    k in asked))
     return graded
+
+
+def settled(reading, printed: str, answer: str, confidence: float) -> bool:
+    """Whether the recognizer's reading needs no second opinion: a problem read
+    as answered rightly, both heads' best paths at least `confidence` probable."""
+    return (grade(printed, answer).decision == RIGHT and reading.printed_confidence >= confidence
+            and reading.answer_confidence >= confidence)
+
+
+def _second_opinions(reader, image, detections, readings, chosen, prior) -> dict:
+    """{box index: (printed, answer)} for the boxes PP-OCR was asked about."""
+    line_reader = getattr(reader, "line_reader", None)
+    mode = getattr(reader, "second_opinion", "none")
+    if line_reader is None or mode == "none":
+        return {}
+    settings = reader.weighing
+    unsure = [k for k, (reading, pair) in enumerate(zip(readings, chosen))
+              if pair is not None and (mode == "always" or not settled(
+                  reading, *pair, settings.settled_confidence))]
+    if not unsure:
+        return {}
+    patches = [box_patch(image, detections[k, :4], settings.line_margin_x, settings.line_margin_y)
+               for k in unsure]
+    weight = 0.0 if mode == "always" else settings.second_reader_weight
+    asked = {}
+    for k, line_log_probs in zip(unsure, line_reader.read(patches)):
+        reading = readings[k]
+        offered = list(dict.fromkeys([chosen[k], (canonical_printed(reading.printed), reading.answer)]))
+        choice = second_opinion(reading, line_log_probs, line_reader.alphabet,
+                                reader.printed_alphabet, reader.answer_alphabet, prior, weight,
+                                offered)
+        if choice is not None:
+            asked[k] = choice
+    return asked
 
 
 def page_score(problems: list[GradedProblem]) -> dict:

@@ -42,6 +42,10 @@ $VPY -m pip install --quiet "ruff>=0.6"
 # are skipped where it cannot be installed.
 $VPY -m pip install --quiet -r requirements-onnx.txt \
     || echo "setup: onnx/onnxruntime not installed; ONNX export and its tests are skipped"
+# PP-OCR's line recognizer (rapidocr-onnxruntime's model, with onnxruntime): grade.py's
+# second opinion on real handwriting; --no-deps keeps the headless OpenCV
+$VPY -m pip install --quiet --no-deps -r requirements-ocr.txt \
+    || echo "setup: rapidocr-onnxruntime not installed; grade.py reads with the recognizer alone"
 
 # Fonts for synthetic pages: printed, handwriting-like and Chinese. Optional:
 # without them the generator falls back to OpenCV's stroke fonts and says so.

@@ -148,7 +148,10 @@ def tiny_reader(tiny_ks_dir, tmp_path_factory):
         "system": {"data_dir": tiny_ks_dir, "cache_dir": str(folder / "cache"), "max_iter": 2,
                    "snapshot": 2, "val_pages": 1, "batch_size": 4, "pages_per_batch": 2,
                    "warmup_iter": 1},
-        "reader": {"crop_height": 16, "crop_width": 64, "channels": [4, 8], "hidden": 8}}),
+        # PP-OCR's second opinion is tested on its own (tests/test_ppocr.py, and below):
+        # for an untrained recognizer it would read every box
+        "reader": {"crop_height": 16, "crop_width": 64, "channels": [4, 8], "hidden": 8,
+                   "second_reader": "none"}}),
         encoding="utf-8")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     spec = importlib.util.spec_from_file_location("entry_train_reader",
@@ -283,6 +286,30 @@ def test_grade_py_on_ground_truth_boxes_reads_every_problem(tiny_reader, tiny_ks
     truth = sum(len(p.boxes) for p in read_text_file(os.path.join(tiny_ks_dir, "ks_val_text.jsonl")))
     assert summary["accuracy"]["found"] == summary["accuracy"]["truth"] == truth
     assert summary["totals"]["problems"] == truth
+
+
+def test_grade_py_asks_ppocr_where_the_recognizer_is_unsure_or_says_it_is_missing(
+        tiny_reader, tiny_ks_dir, tiny_snapshot, tmp_path, entry_point, capsys):
+    from reader.ppocr import model_path
+
+    config = tiny_snapshot(tmp_path, tiny_ks_dir)
+    (tmp_path / "ppocr").mkdir()
+    reader = tmp_path / "ppocr" / "Tiny-Reader.json"   # the same name: the same snapshots
+    reader.write_text(json.dumps({"base": str(tiny_reader), "reader": {"second_reader": "ppocr"}}),
+                      encoding="utf-8")
+    out = tmp_path / "graded"
+    assert entry_point("grade.py", config, "--gt-boxes", "--images",
+                       os.path.join(tiny_ks_dir, "ks_val.txt"), "--out", out, "--max-images", "1",
+                       "--reader", reader) == 0
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    page = json.loads(next(out.glob("*_000000.json")).read_text(encoding="utf-8"))
+    if model_path() is None:
+        assert "PP-OCR is not installed" in capsys.readouterr().out
+        assert summary["second_opinions"] == 0
+    else:   # two training steps: the recognizer is sure of nothing
+        assert summary["second_opinions"] == len(page["problems"]) > 0
+        assert all(p["second_opinion"] for p in page["problems"])
+    assert summary["read_mark_seconds_per_page"] <= summary["reading_seconds_per_page"]
 
 
 def test_a_page_without_problems_gets_a_clear_result(tiny_reader, tiny_snapshot, tmp_path,
