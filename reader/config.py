@@ -137,10 +137,11 @@ READER = {
                               "grading: a problem the recognizer reads as answered rightly, "
                               "both best paths at least this probable, is settled without a "
                               "second opinion (read from the config file)"),
-    "second_reader_weight": Key(1.0, number(0),
-                                "grading: the weight of the recognizer's log-likelihood beside "
-                                "PP-OCR's where both read a problem (1: their product; 0: "
-                                "PP-OCR decides, the recognizer only offers readings)"),
+    "second_reader_share": Key(0.5, number(0, 1),
+                               "grading: where PP-OCR is asked, a reading's probability is a "
+                               "mixture of the two readers', this much PP-OCR's (1: PP-OCR "
+                               "decides, the recognizer only offers readings; read from the "
+                               "config file)"),
     "line_margin_x": Key(0.25, number(0),
                          "PP-OCR's crop: context left and right of a box, in box heights"),
     "line_margin_y": Key(0.1, number(0),

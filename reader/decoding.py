@@ -115,34 +115,35 @@ def best_reading(reading, printed_alphabet: Alphabet, answer_alphabet: Alphabet,
 
 def second_opinion(reading, line_log_probs: np.ndarray, line_alphabet: Alphabet,
                    printed_alphabet: Alphabet, answer_alphabet: Alphabet, prior: float,
-                   weight: float, offered: list[tuple[str, str]]) -> tuple[str, str] | None:
+                   share: float, offered: list[tuple[str, str]]) -> tuple[str, str] | None:
     """(printed, answer) where PP-OCR's reading of the line (reader/ppocr.py) is
     asked too, None when neither reader reads a problem there.
 
     The readings weighed: PP-OCR's (line_readings: its beam's problems and
-    their right answers) and those `offered` by the recognizer, each scored
-    log P_PP-OCR(line) + prior (a right answer) + weight x (log P(printed) +
-    log P(answer) under the recognizer's two heads). A reading the
-    recognizer's alphabets cannot write counts as its least likely one."""
+    their right answers) and those `offered` by the recognizer. Each is
+    scored by a mixture of the two readers, `share` PP-OCR's:
+    log(share x P_PP-OCR(line) + (1 - share) x P(printed) P(answer)), the
+    recognizer's two heads, plus `prior` for a right answer. A mixture, not a
+    product: a reader that sees nothing it knows (the recognizer on real ink,
+    PP-OCR on some synthetic fonts) gives every reading little probability and
+    so leaves the choice to the other; a reading the recognizer's alphabets
+    cannot write has probability 0 under it."""
     from .ppocr import line_readings
 
-    ranked = line_readings(line_log_probs, line_alphabet, prior, extra=offered)
+    ranked = line_readings(line_log_probs, line_alphabet, prior, extra=offered, full=True)
     if not ranked:
         return None
-    if weight > 0 and reading.printed_log_probs is not None and reading.answer_log_probs is not None:
-        printed_texts = sorted({p for _, p, _ in ranked})
-        answers = sorted({a for _, _, a in ranked})
+    if share < 1 and reading.printed_log_probs is not None and reading.answer_log_probs is not None:
+        printed_texts = sorted({r[1] for r in ranked})
+        answers = sorted({r[2] for r in ranked})
         printed_scores = dict(zip(printed_texts, log_likelihoods(
             reading.printed_log_probs, printed_texts, printed_alphabet).tolist()))
         answer_scores = dict(zip(answers, log_likelihoods(
             reading.answer_log_probs, answers, answer_alphabet).tolist()))
-        for scores in (printed_scores, answer_scores):
-            finite = [v for v in scores.values() if v > -np.inf]
-            floor = min(finite) if finite else 0.0
-            for key, value in scores.items():
-                if value == -np.inf:
-                    scores[key] = floor
-        ranked = [(score + weight * (printed_scores[p] + answer_scores[a]), p, a)
-                  for score, p, a in ranked]
+        with np.errstate(divide="ignore"):
+            ours, theirs = np.log(1.0 - share), np.log(share)
+        ranked = [(float(np.logaddexp(theirs + line, ours + printed_scores[p] + answer_scores[a]))
+                   + (prior if right else 0.0), p, a)
+                  for _, p, a, line, right in ranked]
     best = max(ranked, key=lambda r: r[0])
     return best[1], best[2]

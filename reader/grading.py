@@ -157,13 +157,13 @@ def _second_opinions(reader, image, detections, readings, chosen, prior) -> dict
         return {}
     patches = [box_patch(image, detections[k, :4], settings.line_margin_x, settings.line_margin_y)
                for k in unsure]
-    weight = 0.0 if mode == "always" else settings.second_reader_weight
+    share = 1.0 if mode == "always" else settings.second_reader_share
     asked = {}
     for k, line_log_probs in zip(unsure, line_reader.read(patches)):
         reading = readings[k]
         offered = list(dict.fromkeys([chosen[k], (canonical_printed(reading.printed), reading.answer)]))
         choice = second_opinion(reading, line_log_probs, line_reader.alphabet,
-                                reader.printed_alphabet, reader.answer_alphabet, prior, weight,
+                                reader.printed_alphabet, reader.answer_alphabet, prior, share,
                                 offered)
         if choice is not None:
             asked[k] = choice

@@ -282,14 +282,15 @@ def _one_edit_apart(a: str, b: str) -> bool:
 
 
 def line_readings(log_probs: np.ndarray, alphabet: Alphabet, prior: float,
-                  extra: list[tuple[str, str]] = ()) -> list[tuple[float, str, str]]:
+                  extra: list[tuple[str, str]] = (), full: bool = False) -> list[tuple]:
     """(score, printed, answer) of the readings of one line, best first: the
     beam's texts that are problems (or, when none is, the texts with an `=` put
     back before an answer that is, or is one symbol from, the right one,
     beside the best text as read, which is no problem: `_edits`),
     `extra` (printed, answer) pairs (another reader's), and for each problem its
     right answer. Score: log P(line | crop) under CTC, the best of the ways the
-    parts may read as a line (line_texts), plus `prior` for a right answer."""
+    parts may read as a line (line_texts), plus `prior` for a right answer.
+    With `full`, each is (score, printed, answer, log P(line | crop), right)."""
     from .arithmetic import RIGHT, grade
     from .decoding import log_likelihoods
 
@@ -342,6 +343,6 @@ def line_readings(log_probs: np.ndarray, alphabet: Alphabet, prior: float,
         if score == -np.inf:
             continue
         right = grade(*pair).decision == RIGHT
-        ranked.append((score + (prior if right else 0.0), pair[0], pair[1]))
+        ranked.append((score + (prior if right else 0.0), pair[0], pair[1], score, right))
     ranked.sort(key=lambda r: -r[0])
-    return ranked
+    return ranked if full else [r[:3] for r in ranked]

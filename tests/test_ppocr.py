@@ -145,7 +145,7 @@ def test_the_second_opinion_is_asked_only_where_the_recognizer_is_not_sure(monke
         second_opinion = "where unsure"
 
         class weighing:
-            settled_confidence, second_reader_weight = 0.9, 1.0
+            settled_confidence, second_reader_share = 0.9, 0.5
             line_margin_x, line_margin_y = 0.25, 0.1
 
         line_reader = _FakeLineReader("12+7=19")
