@@ -158,7 +158,7 @@ def main(argv=None):
     for name, second in (("grade.py's reading", "auto"), ("the recognizer alone", "none"),
                          ("PP-OCR alone, our decoding", "only")):
         reader = load_reader(cfg, iteration, second_reader=second)
-        if second != "none" and reader.line_reader is None:
+        if second == "only" and reader.line_reader is None:
             results[name] = None
             continue
         rows, started = [], time.perf_counter()
@@ -201,10 +201,12 @@ def main(argv=None):
     misread = [f"`{whole_text(tp, ta)}` read `{whole_text(p or '', a or '')}`"
                for p, a, tp, ta in results["grade.py's reading"][1] if (p, a) != (tp, ta)]
     title = (f"{len(items)} photographed problems of `{os.path.basename(folder)}`, recognizer "
-             f"{cfg.name} (iteration {trained_iteration})"
-             + ("" if used else ", PP-OCR not installed"))
+             f"{cfg.name} (iteration {trained_iteration})")
     header = ["reader", "printed part exact", "answer exact", "whole problem exact",
               "decision right", "ms / crop", ""]
+    if not used:
+        title += (", without PP-OCR" if cfg.reader.second_reader == "none"
+                  else ", PP-OCR not installed")
     body = f"""### Real crops: {title}
 
 Each crop read as one problem, its whole picture the box, as grade.py reads a

@@ -429,3 +429,29 @@ def test_train_reader_refuses_a_snapshot_folder_another_run_holds(tiny_reader, t
         assert os.listdir(cfg.snapshot_dir) == ["run.lock"]  # it wrote nothing
     assert entry_point("train_reader.py", tiny_reader, "--no-progress", "--max-iter", "1",
                        "--set", elsewhere) == 0
+
+
+def test_the_real_crop_benchmark_reads_each_crop_as_grade_py_reads_a_box(tiny_reader, tmp_path,
+                                                                          monkeypatch):
+    """On crops drawn here (the real ones are for measuring only): a section
+    with every row, the goals, and what was misread."""
+    from bench import bench_real_crops, report
+
+    folder = tmp_path / "crops"
+    (folder / "images").mkdir(parents=True)
+    labels = {"a.jpg": "12+7=19", "b.jpg": "53-6<49"}
+    for name, label in labels.items():
+        image = np.full((40, 200, 3), 250, np.uint8)
+        cv2.putText(image, label, (5, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (20, 20, 20), 2)
+        cv2.imwrite(str(folder / "images" / name), image)
+    (folder / "labels.txt").write_text("".join(f"{n},{t}\n" for n, t in labels.items()),
+                                       encoding="utf-8")
+    monkeypatch.setattr(report, "BENCHMARKS_MD", str(tmp_path / "BENCHMARKS.md"))
+    assert bench_real_crops.main(["--crops", str(folder), "--reader", str(tiny_reader),
+                                  "--no-peer"]) == 0
+    text = (tmp_path / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert "<!-- bench:real-crops -->" in text and "2 photographed problems of `crops`" in text
+    for row in ("grade.py's reading", "the recognizer alone", "PP-OCR alone, our decoding",
+                "rapidocr 1.4.4, the crop as one line"):
+        assert row in text
+    assert "Goals of issue 24 on these crops: printed part >= 90 %" in text

@@ -177,3 +177,12 @@ def test_ppocr_reads_a_printed_line():
     log_probs, = reader.read([image])
     assert log_probs.shape[1] == len(LINE_SYMBOLS) + 1
     assert line_readings(log_probs, reader.alphabet, prior=4.0)[0][1:] == ("62+4=", "66")
+
+
+def test_the_real_crop_benchmark_says_plainly_when_there_are_no_crops(tmp_path, capsys, monkeypatch):
+    from bench import bench_real_crops, report
+
+    monkeypatch.setattr(report, "BENCHMARKS_MD", str(tmp_path / "BENCHMARKS.md"))
+    assert bench_real_crops.main(["--crops", str(tmp_path / "nowhere")]) == 0
+    assert "no real crops at" in capsys.readouterr().err
+    assert not (tmp_path / "BENCHMARKS.md").exists()
