@@ -685,6 +685,8 @@ def render_page(seed: int, split: str, index: int, small: bool = False, fonts=No
                  if realism.photography and degrade and not sheet.scan and not small else None)
     if photo_rng is not None:
         style = _faded(style, photo_rng)
+    if realism.faint_ink and not small:
+        style = _faint(style, feature_rng(seed, split, index, "faint_ink"))
     canvas = _Canvas(sheet.width, sheet.height, style.paper, keep_masks=keep_debug)
     pupil = _sample_pupil(rng, fonts, grid.digit)
     pool = synth_handwriting.digit_pool(style_name) if realism.mnist_digits else None
@@ -722,6 +724,8 @@ class _PrintStyle:
     unanswered_rate: float
     wrong_rate: float
     blanks: _Blanks = _Blanks()   # realism feature workbook_print
+    fade_spread: float = 0.0      # realism feature faint_ink: problems fade this much each
+    fade_seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -936,7 +940,11 @@ def _print_problems(canvas: _Canvas, rng, problems: list[Problem], style: _Print
         if number is not None:  # "①", "3." or "(3)" before the problem: not part of it
             canvas.paint(number, origin_x, baseline, style.colour, style.opacity, 0, clip)
             origin_x += number_w
-        canvas.paint(compose(placed), origin_x, baseline, style.colour, style.opacity, label, clip)
+        opacity = style.opacity
+        if style.fade_spread:   # this problem printed or lit fainter than the others
+            opacity *= 1.0 - style.fade_spread * float(np.random.default_rng(
+                [style.fade_seed, i]).random())
+        canvas.paint(compose(placed), origin_x, baseline, style.colour, opacity, label, clip)
         answer_right = origin_x + end_x
         if problem.answered:
             written_right = _write_answer(canvas, problem, anchor, pupil, d, origin_x, baseline,
@@ -1418,6 +1426,20 @@ def _faded(style: _PrintStyle, rng) -> _PrintStyle:
     grey = int(rng.integers(70, 140))
     return dataclasses.replace(style, colour=(grey, grey, grey + int(rng.integers(0, 12))),
                                opacity=float(rng.uniform(0.6, 0.9)))
+
+
+def _faint(style: _PrintStyle, rng) -> _PrintStyle:
+    """Realism feature faint_ink: a quarter of the pages printed in grey ink
+    of little contrast, and on a quarter the problems faded unevenly, each
+    by up to 60 %, as washed-out copies and photos of real crops are."""
+    if rng.random() < 0.25:
+        grey = int(rng.integers(110, 190))
+        style = dataclasses.replace(style, colour=(grey, grey, grey + int(rng.integers(0, 10))),
+                                    opacity=float(rng.uniform(0.55, 0.9)))
+    if rng.random() < 0.25:
+        style = dataclasses.replace(style, fade_spread=float(rng.uniform(0.2, 0.6)),
+                                    fade_seed=int(rng.integers(2 ** 31)))
+    return style
 
 
 def _draw_ruled_paper(canvas: _Canvas, rng, grid: _Grid):

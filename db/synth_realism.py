@@ -29,6 +29,9 @@ Features (all on by default):
 - `workbook_print`: blanks as workbooks print them: a fill problem's blank
   as a box (□) on about a third of the pages, the answer's place after "="
   as a box on a tenth, compare circles up to 1.6x larger or drawn by hand.
+- `faint_ink`: print of little contrast, as washed-out copies and dim photos
+  show it: a quarter of the pages in grey ink (110-190 on paper of about
+  240), and on a quarter the problems faded unevenly, each by up to 60 %.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import zlib
 
 import numpy as np
 
-FEATURES = ("mnist_digits", "workbook_clutter", "photography", "workbook_print")
+FEATURES = ("mnist_digits", "workbook_clutter", "photography", "workbook_print", "faint_ink")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Realism:
     workbook_clutter: bool = True
     photography: bool = True
     workbook_print: bool = True
+    faint_ink: bool = True
 
     @classmethod
     def without(cls, names) -> "Realism":

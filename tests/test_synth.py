@@ -62,7 +62,7 @@ def label_bbox(labels, label):
     return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
 
 
-def check_boxes_tight(page, max_problems=None, tolerance=1):
+def check_boxes_tight(page, max_problems=None, tolerance=1, contrast=40):
     """Each box is its label's bounding box (+-`tolerance` px: the nearest-neighbour
     warp of the label map skips or repeats a pixel where the camera stretches the
     page) and its ink is dark in the clean picture."""
@@ -78,7 +78,7 @@ def check_boxes_tight(page, max_problems=None, tolerance=1):
             f"box {box.tolist()} vs label bbox {(lx1, ly1, lx2, ly2)}")
         ink = grey[page.labels == label]
         # ink pixels are clearly darker than the paper (pencil answers included)
-        assert np.median(ink) < paper_level - 40, (label, np.median(ink), paper_level)
+        assert np.median(ink) < paper_level - contrast, (label, np.median(ink), paper_level)
         assert 0 <= kind < CATEGORIES
     return grey, paper_level
 

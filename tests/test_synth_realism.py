@@ -27,7 +27,8 @@ def test_boxes_stay_exact_with_every_feature():
         # and a pupil's pen can be a pixel wide: the label map's nearest-neighbour
         # warp then skips the thin tip of a stroke that the box (from the ink's
         # own points) keeps
-        check_boxes_tight(page, tolerance=3)
+        # and faint_ink prints some pages at little contrast
+        check_boxes_tight(page, tolerance=3, contrast=15)
 
 
 def test_features_are_named_and_each_can_be_left_out():
@@ -45,7 +46,7 @@ def test_features_are_named_and_each_can_be_left_out():
 
 def test_every_feature_changes_pages_and_leaving_them_out_draws_the_plain_ones():
     fonts = synth_fonts.discover_fonts()
-    pages = range(4)    # photography leaves scans alone: some of these are photos
+    pages = range(8)    # each feature acts on some pages only (photography: not on scans)
     plain = [render_page(2, "train", i, fonts=fonts, realism=Realism.without(FEATURES))
              for i in pages]
     again = render_page(2, "train", 0, fonts=fonts, realism=Realism.without(FEATURES))
