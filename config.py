@@ -331,6 +331,10 @@ DB = {
                         "CNN on its pixels (needs class_agnostic_corners)"),
     "box_crop": Key([16, 80], image_size,
                     "with classes_from boxes: [height, width] of the crop the box classifier reads"),
+    "box_scale": Key(1.0, number(1, 4),
+                     "with classes_from boxes: the box classifier reads its crop from the picture "
+                     "at this many times the network input's scale (1: from the network input): "
+                     "the operators of a problem 12 px tall at the input are a few pixels wide"),
     "box_pooling": Key("global", choice("global", "columns"),
                        "with classes_from boxes: how the box classifier pools its crop: "
                        "global (one max over the crop) or columns (a max per column, the "

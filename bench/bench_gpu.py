@@ -112,7 +112,7 @@ def inference(config, precision, device, images_per_call, warmup, steps, quick) 
     """ms per image of test.py's pipeline, and of its network stage, with
     `images_per_call` images per network call (db.test_batch_images)."""
     from models import build_network
-    from test.kp_detection import detect_images, prepare_image
+    from test.kp_detection import Page, detect_images, prepare_image
     from test.timing import StageTimer, device_sync
 
     cfg = load(config, quick, precision=precision)
@@ -122,8 +122,10 @@ def inference(config, precision, device, images_per_call, warmup, steps, quick) 
         net = net.to(memory_format=torch.channels_last)
     rng = np.random.default_rng(0)
     height, width = cfg.db.input_size
-    prepared = [prepare_image(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), cfg)
+    # at the scales of the config's pixels (random weights would set any scale on a first look)
+    pictures = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
                 for _ in range(images_per_call)]
+    prepared = [Page(prepare_image(p, cfg, [1.0]), p) for p in pictures]
     timer = StageTimer(device_sync(device))
 
     def run():

@@ -49,7 +49,8 @@ from .snapshot import load_network_weights
 
 # size and class are 0 for a network without those heads
 LOSS_NAMES = LOSS_TERMS
-_INPUT_KEYS = ("image", "tl_tags", "br_tags", "ct_tags", "box_rois")  # box_rois: when present
+# kp.forward's arguments, in order; box_rois and box_image only when the sampler gives them
+_INPUT_KEYS = ("image", "tl_tags", "br_tags", "ct_tags", "box_rois", "box_image")
 
 
 class NonFiniteLossError(RuntimeError):

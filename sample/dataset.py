@@ -191,6 +191,8 @@ def example_bytes(cfg) -> int:
     per_object = 3 * 8 + 1 + 3 * 2 * 4  # tags int64, mask bool, offsets float32
     per_object += 2 * 4 if db.center_size else 0  # log sizes
     to_classify = db.boxes_per_image * (4 * 4 + 8) if boxes else 0  # rois, classes
+    if boxes and db.box_scale > 1:  # the picture the box classifier reads (box_image)
+        to_classify += 3 * int(in_h * db.box_scale) * int(in_w * db.box_scale) * 4
     return 3 * in_h * in_w * 4 + heatmaps + db.max_tag_len * per_object + to_classify
 
 

@@ -30,7 +30,10 @@ The steps, each switchable in the config (`db.*`):
    compressed again, quality from that up to 95; both off in the paper),
    colour (`rand_color`: brightness, contrast, saturation by up to 40 %;
    `lighting`: PCA noise of std 0.1 with `eig_val`/`eig_vec`), then
-   (image / 255 - mean) / std, BGR.
+   (image / 255 - mean) / std, BGR. With `db.box_scale` > 1 the same crop is
+   also resized to box_scale x input_size and gets the same flip, faults and
+   colour: "box_image", the picture the box classifier reads ("box_rois" in
+   its pixels).
 5. targets at output_sizes[0]. A coordinate x of the input is x * w_out / w_in
    on the heatmap; its pixel is floor(x) and its offset x - floor(x), in
    [0, 1). A right or bottom edge exactly on the far border of the map (a box
@@ -52,6 +55,7 @@ the steps that are on.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import cv2
@@ -91,11 +95,16 @@ def kp_detection(image: np.ndarray, record, cfg, rng: np.random.Generator,
     if record.boxes.shape[0] > db.max_tag_len:
         raise ValueError(f"{record.path}: {record.boxes.shape[0]} objects, more than "
                          f"db.max_tag_len = {db.max_tag_len}; raise db.max_tag_len in the config")
-    network_input, boxes, classes = augmented_input(image, record, cfg, rng, augment)
+    box_scale = db.box_scale if db.classes_from == "boxes" else 1.0
+    network_input, boxes, classes, box_image = _augmented(image, record, cfg, rng, augment,
+                                                          box_scale)
     example = keypoint_targets(boxes, classes, cfg)
     example["image"] = network_input
     if db.classes_from == "boxes":
         example.update(boxes_to_classify(boxes, classes, cfg, rng if augment else None))
+        if box_image is not None:   # the rois in the pixels of the box classifier's picture
+            example["box_rois"] = example["box_rois"] * np.float32(box_scale)
+            example["box_image"] = box_image
     return example
 
 
@@ -131,6 +140,14 @@ def augmented_input(image: np.ndarray, record, cfg, rng: np.random.Generator,
     input pixels, classes (N,) int64). Benchmarks train other detectors on
     exactly these inputs, so both see the same data and augmentation.
     """
+    return _augmented(image, record, cfg, rng, augment)[:3]
+
+
+def _augmented(image: np.ndarray, record, cfg, rng: np.random.Generator, augment: bool,
+               box_scale: float = 1.0):
+    """augmented_input, and with `box_scale` > 1 the same crop resized to
+    box_scale x input_size, flipped, degraded and coloured with the same
+    draws (db.box_scale: the picture the box classifier reads), else None."""
     db = cfg.db
     input_height, input_width = db.input_size
     boxes = np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4).copy()
@@ -138,6 +155,11 @@ def augmented_input(image: np.ndarray, record, cfg, rng: np.random.Generator,
 
     image, boxes = _crop(image, boxes, cfg, rng, augment)
     crop_height, crop_width = image.shape[:2]
+    box_image = None
+    if box_scale > 1:
+        box_size = (int(input_width * box_scale), int(input_height * box_scale))
+        box_image = cv2.resize(image, box_size, interpolation=cv2.INTER_AREA
+                               if box_size[0] < crop_width else cv2.INTER_LINEAR)
     if (crop_height, crop_width) != (input_height, input_width):
         image = cv2.resize(image, (input_width, input_height))
         boxes[:, 0::2] *= input_width / crop_width
@@ -151,22 +173,36 @@ def augmented_input(image: np.ndarray, record, cfg, rng: np.random.Generator,
     if augment and db.rand_flip and rng.uniform() < 0.5:
         image = image[:, ::-1]
         boxes[:, [0, 2]] = input_width - boxes[:, [2, 0]]
+        if box_image is not None:
+            box_image = box_image[:, ::-1]
 
+    pictures = [image] if box_image is None else [image, box_image]
+    scales = (1.0, box_scale)
     if augment and db.rand_blur > 0 and rng.uniform() < 0.5:
         sigma = rng.uniform(0.3, db.rand_blur)
-        image = cv2.GaussianBlur(np.ascontiguousarray(image), (0, 0), sigma)
+        pictures = [cv2.GaussianBlur(np.ascontiguousarray(p), (0, 0), sigma * k)
+                    for p, k in zip(pictures, scales)]
     if augment and db.rand_jpeg > 0 and rng.uniform() < 0.5:
         quality = int(rng.integers(db.rand_jpeg, 96))
-        _, encoded = cv2.imencode(".jpg", np.ascontiguousarray(image),
-                                  [cv2.IMWRITE_JPEG_QUALITY, quality])
-        image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
-    image = image.astype(np.float32) / 255.0
+        pictures = [cv2.imdecode(cv2.imencode(".jpg", np.ascontiguousarray(p),
+                                              [cv2.IMWRITE_JPEG_QUALITY, quality])[1],
+                                 cv2.IMREAD_COLOR) for p in pictures]
+    pictures = [p.astype(np.float32) / 255.0 for p in pictures]
     if augment and db.rand_color:
-        color_jitter_(rng, image, COLOR_VARIANCE)
+        # the box classifier's picture gets the same colour draws: a copy of the
+        # generator for it, so the sampler's own draws are as without it
+        twin = copy.deepcopy(rng) if len(pictures) > 1 else None
+        color_jitter_(rng, pictures[0], COLOR_VARIANCE)
         if db.lighting:
-            lighting_(rng, image, LIGHTING_STD, db.eig_val, db.eig_vec)
-    normalize_(image, db.mean, db.std)
-    return np.ascontiguousarray(image.transpose(2, 0, 1)), boxes, classes
+            lighting_(rng, pictures[0], LIGHTING_STD, db.eig_val, db.eig_vec)
+        if twin is not None:
+            color_jitter_(twin, pictures[1], COLOR_VARIANCE)
+            if db.lighting:
+                lighting_(twin, pictures[1], LIGHTING_STD, db.eig_val, db.eig_vec)
+    for p in pictures:
+        normalize_(p, db.mean, db.std)
+    planar = [np.ascontiguousarray(p.transpose(2, 0, 1)) for p in pictures]
+    return planar[0], boxes, classes, (planar[1] if len(planar) > 1 else None)
 
 
 def _crop(image, boxes, cfg, rng, augment):

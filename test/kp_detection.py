@@ -23,7 +23,8 @@ original test/coco.py kp_detection:
 6. per-class soft-NMS over every scale and the best `db.max_per_image`
    (test/merge.py);
 7. with `db.classes_from` "boxes": the box classifier names every kept box
-   from a crop of the first scale's input (`name_boxes`).
+   from a crop of the first scale's input, or with `db.box_scale` > 1 of the
+   picture at that many times its scale (`name_boxes`, `box_input`).
 
 With `db.test_batch_images` > 1 several images share each network call: at
 every scale each image's own input (step 1) is placed at the top-left of an
@@ -102,24 +103,35 @@ def scaled_geometry(height: int, width: int, scale: float):
 
 @dataclass(frozen=True)
 class Page:
-    """One image ready for detect_images: its network inputs, and with a
-    first look (test/scales.py) the image, to prepare the chosen scales from."""
+    """One image ready for detect_images: its network inputs, and the image,
+    to prepare the chosen scales from after a first look (test/scales.py) and
+    the box classifier's picture (db.box_scale)."""
 
     inputs: list[ScaledInput]         # the final scales', or the first look's one
-    image: np.ndarray | None = None   # (H, W, 3) uint8 BGR; only with a first look
-
-    @property
-    def looking(self) -> bool:
-        return self.image is not None
+    image: np.ndarray                 # (H, W, 3) uint8 BGR
+    looking: bool = False             # inputs are the first look's
 
 
 def prepare_page(image: np.ndarray, cfg, pin_memory: bool = False) -> Page:
     """(H, W, 3) uint8 BGR image -> what detect_images needs of it: the
     inputs of db.test_scales ("pixels" mode), or of the first look."""
     if not looks_first(cfg):
-        return Page(prepare_image(image, cfg, pin_memory=pin_memory))
+        return Page(prepare_image(image, cfg, pin_memory=pin_memory), image)
     scale = first_look_scale(*image.shape[:2], cfg)
-    return Page(prepare_image(image, cfg, [scale], flip=False, pin_memory=pin_memory), image)
+    return Page(prepare_image(image, cfg, [scale], flip=False, pin_memory=pin_memory), image,
+                looking=True)
+
+
+def box_input(page: Page, scaled: ScaledInput, cfg) -> ScaledInput:
+    """What the box classifier reads boxes found at `scaled` from: that input,
+    or with db.box_scale > 1 the picture at box_scale times its scale (no
+    larger than its stored pixels, which hold nothing finer)."""
+    if cfg.db.box_scale <= 1:
+        return scaled
+    scale = min(scaled.scale * cfg.db.box_scale, max(scaled.scale, 1.0))
+    if scale <= scaled.scale:
+        return scaled
+    return prepare_image(page.image, cfg, [scale], flip=False)[0]
 
 
 def prepare_image(image: np.ndarray, cfg, scales: list[float] | None = None,
@@ -301,7 +313,8 @@ def detect_images(net, pages: list[Page], cfg, device, timer: StageTimer | None 
     if cfg.db.classes_from == "boxes":
         for i, found in enumerate(results):
             with timer.stage("classification", synchronize=True):
-                results[i] = name_boxes(net, found, final_inputs[i][0], cfg, device)
+                source = box_input(pages[i], final_inputs[i][0], cfg) if len(found) else None
+                results[i] = name_boxes(net, found, source, cfg, device)
     return results
 
 

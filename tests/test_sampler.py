@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -145,6 +146,29 @@ def test_blur_and_jpeg_change_the_pixels_only_and_only_when_training():
     clean = kp_detection(image, record(), plain, np.random.default_rng(0), augment=False)
     still = kp_detection(image, record(), faulty, np.random.default_rng(0), augment=False)
     np.testing.assert_array_equal(clean["image"], still["image"])
+
+
+def test_the_box_classifiers_picture_is_the_same_crop_at_box_scale():
+    """db.box_scale 2: "box_image" is the training crop at twice the input's
+    size, with the same flip and colour, and "box_rois" are in its pixels."""
+    plain = sampler_config(classes_from="boxes", class_agnostic_corners=True, rand_flip=True,
+                           border=16)
+    sharper = sampler_config(classes_from="boxes", class_agnostic_corners=True, rand_flip=True,
+                             border=16, box_scale=2.0)
+    image = cv2.GaussianBlur(picture(300, 260, seed=4), (0, 0), 4)   # smooth: resampled alike
+    boxes = np.array([[20, 30, 110, 60], [130, 40, 250, 90], [40, 150, 200, 190]], np.float32)
+    for seed in range(4):
+        a = kp_detection(image, record(boxes, [1, 2, 3], 300, 260), plain,
+                         np.random.default_rng(seed), augment=True)
+        b = kp_detection(image, record(boxes, [1, 2, 3], 300, 260), sharper,
+                         np.random.default_rng(seed), augment=True)
+        for name in ("image", "tl_heatmap", "ct_heatmap", "tl_tags", "box_classes"):
+            np.testing.assert_array_equal(a[name], b[name])   # the sampler's draws as without it
+        np.testing.assert_allclose(b["box_rois"], 2 * a["box_rois"], rtol=1e-6)
+        assert b["box_image"].shape == (3, 2 * INPUT, 2 * INPUT) and "box_image" not in a
+        halved = cv2.resize(b["box_image"].transpose(1, 2, 0), (INPUT, INPUT),
+                            interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+        assert np.abs(halved - a["image"]).mean() < 0.05   # the same picture, finer
 
 
 def test_gaussian_radius_and_wider_centre():

@@ -46,6 +46,7 @@ class SeeingNetwork(torch.nn.Module):
         self.mean = np.asarray(cfg.db.mean, np.float32).reshape(3, 1, 1)
         self.std = np.asarray(cfg.db.std, np.float32).reshape(3, 1, 1)
         self.heights = []
+        self.classified = []   # (height, width) of each picture the classifier read
 
     def _pixels(self, image: torch.Tensor) -> np.ndarray:
         """(3, H, W) network input -> (H, W, 3) float BGR 0..255."""
@@ -85,6 +86,7 @@ class SeeingNetwork(torch.nn.Module):
         return {name: torch.from_numpy(m) for name, m in maps.items()}
 
     def classify(self, images, rois):
+        self.classified.append(tuple(images.shape[-2:]))
         pixels = self._pixels(images[0])
         logits = torch.zeros(len(rois), CATEGORIES)
         for i, (_, x1, y1, x2, y2) in enumerate(rois.numpy()):
@@ -240,3 +242,23 @@ def test_train_py_says_when_the_test_height_is_not_the_trained_one(tmp_path):
                                                test_object_height=round(trained))) is None
     assert object_height_note(trained, _config(folders[1200], tmp_path,
                                                test_scale_mode="pixels")) is None
+
+
+def test_the_box_classifier_reads_the_page_at_box_scale_times_the_chosen_scale(tmp_path):
+    folders = _write_sizes(tmp_path / "pages", [1200])
+    image = cv2.imread(os.path.join(folders[1200], "page.png"))
+    for box_scale in (1.0, 2.0):
+        cfg = _config(folders[1200], tmp_path, box_scale=box_scale)
+        net = SeeingNetwork(cfg)
+        page = prepare_page(image, cfg)
+        found = detect_images(net, [page], cfg, "cpu")[0]
+        assert len(found) == 24
+        chosen = 12 / 75     # the scale that makes the objects 12 px tall
+        height = net.classified[-1][0]
+        assert abs(height - (int(1200 * chosen * box_scale) | 127)) <= 1, (box_scale, height)
+        # every box named by the colour under it, in either picture
+        db = load_db(cfg, "val")
+        truth = db.records[0]
+        for box, c in zip(truth.boxes, truth.classes):
+            match = np.abs(found[:, :4] - box).max(axis=1).argmin()
+            assert found[match, 5] == c

@@ -163,10 +163,11 @@ class kp(nn.Module):
             maps["ct_size"] = self.ct_sizes[ind](ct_cnv)   # (B, 2, h, w) log width, log height
         return maps
 
-    def forward(self, images, tl_inds, br_inds, ct_inds, box_rois=None):
+    def forward(self, images, tl_inds, br_inds, ct_inds, box_rois=None, box_images=None):
         """Training pass: images (B, 3, H, W); tl/br/ct_inds (B, L) int64 flat
         heatmap indices y * w + x of every object's keypoints; box_rois
-        (B, K, 4) boxes to classify, in input pixels (x2 <= x1: an empty slot),
+        (B, K, 4) boxes to classify, in pixels of `box_images` (B, 3, H', W')
+        when given (db.box_scale), else of `images` (x2 <= x1: an empty slot),
         for a network with a box classifier.
 
         Returns one dict per stack: the heats as raw maps (B, C, h, w); tags
@@ -186,7 +187,8 @@ class kp(nn.Module):
                 raise ValueError("this network names boxes by their pixels: forward needs "
                                  "box_rois (the sampler gives them with db.classes_from boxes)")
             valid = box_rois[..., 2] > box_rois[..., 0]                      # (B, K)
-            logits = self.classify(images, rois_of(box_rois.to(images.dtype), valid))
+            source = images if box_images is None else box_images.to(images.dtype)
+            logits = self.classify(source, rois_of(box_rois.to(images.dtype), valid))
             box_cls = logits.new_zeros((*valid.shape, logits.shape[1]))
             box_cls[valid] = logits
             outs[-1]["box_cls"] = box_cls
