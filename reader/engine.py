@@ -175,7 +175,7 @@ def load_reader(cfg, iteration="latest", device="cpu", second_reader: str = "aut
     if second_reader != "none":
         from .ppocr import MISSING, LineReader
 
-        reader.line_reader = LineReader.load(threads=torch.get_num_threads())
+        reader.line_reader = LineReader.load()
         if reader.line_reader is None:
             reader.missing = MISSING
         else:

@@ -25,7 +25,7 @@ import numpy as np
 
 from .arithmetic import DECISIONS, RIGHT, UNANSWERED, UNREADABLE, WRONG, grade
 from .crops import EmptyCrop, box_patch
-from .decoding import best_reading, second_opinion
+from .decoding import best_reading, log_likelihoods, second_opinion
 from .text import canonical_printed
 
 # A box whose area lies this much inside a better-scoring kept box is a piece of it.
@@ -136,11 +136,26 @@ def grade_boxes(reader, image: np.ndarray, detections,
     return graded
 
 
-def settled(reading, printed: str, answer: str, confidence: float) -> bool:
+def settled(reading, printed: str, answer: str, confidence: float, printed_alphabet=None,
+            answer_alphabet=None) -> bool:
     """Whether the recognizer's reading needs no second opinion: a problem read
-    as answered rightly, both heads' best paths at least `confidence` probable."""
-    return (grade(printed, answer).decision == RIGHT and reading.printed_confidence >= confidence
-            and reading.answer_confidence >= confidence)
+    as answered rightly (the arithmetic confirms it) or as left unanswered,
+    that the crop makes at least `confidence` probable: P(printed) x
+    P(answer) under the two heads' CTC, summed over every alignment (the best
+    path alone, a product over every column, is far less probable: its median
+    on the synthetic validation pages is 0.53). On 20 synthetic validation
+    pages, asking PP-OCR about the unanswered ones too changed one of 173
+    readings, for the worse, and took 42 % of its time. Without
+    log-probabilities or alphabets: both best paths at least `confidence`
+    probable."""
+    if grade(printed, answer).decision not in (RIGHT, UNANSWERED):
+        return False
+    if (reading.printed_log_probs is None or reading.answer_log_probs is None
+            or printed_alphabet is None or answer_alphabet is None):
+        return reading.printed_confidence >= confidence and reading.answer_confidence >= confidence
+    likelihood = (log_likelihoods(reading.printed_log_probs, [printed], printed_alphabet)[0]
+                  + log_likelihoods(reading.answer_log_probs, [answer], answer_alphabet)[0])
+    return bool(likelihood >= np.log(max(confidence, 1e-12)))
 
 
 def _second_opinions(reader, image, detections, readings, chosen, prior) -> dict:
@@ -152,7 +167,8 @@ def _second_opinions(reader, image, detections, readings, chosen, prior) -> dict
     settings = reader.weighing
     unsure = [k for k, (reading, pair) in enumerate(zip(readings, chosen))
               if pair is not None and (mode == "always" or not settled(
-                  reading, *pair, settings.settled_confidence))]
+                  reading, *pair, settings.settled_confidence, reader.printed_alphabet,
+                  reader.answer_alphabet))]
     if not unsure:
         return {}
     patches = [box_patch(image, detections[k, :4], settings.line_margin_x, settings.line_margin_y)

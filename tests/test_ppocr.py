@@ -27,6 +27,9 @@ LINE = Alphabet(LINE_SYMBOLS)
     ("7+(10+5)=22", ("7+(10+5)=", "22")),
     ("7÷(1)=7", ("7÷( )=7", "1")),           # a number alone in brackets: a filled blank
     ("()+5=7", ("( )+5=7", "")),
+    ("82×8=(656)", ("82×8=", "656")),        # the answer's place printed as brackets
+    ("82×8=()", ("82×8=", "")),
+    ("17÷5=(3……2)", ("17÷5=", "3……2")),
     ("53−6<49", ("53−6○49", "<")),
     ("3分米>3厘米", ("3分米○3厘米", ">")),
     ("7○3", ("7○3", "")),
@@ -39,11 +42,12 @@ def test_a_lines_text_splits_into_a_problems_parts(text, parts):
 
 
 def test_the_parts_read_as_a_line_in_each_way_they_may():
-    assert line_texts("62+4=", "66") == ["62+4=66"]
+    assert line_texts("62+4=", "66") == ["62+4=66", "62+4=(66)"]
     assert line_texts("7÷( )=7", "1") == ["7÷(1)=7", "7÷1=7"]
     assert line_texts("53−6○49", "<") == ["53−6<49"]
     assert line_texts("53−6○49", "") == ["53−6○49", "53−649"]
-    assert line_texts("17÷5=", "3……2") == ["17÷5=3……2", "17÷5=3…2"]
+    assert line_texts("17÷5=", "3……2") == ["17÷5=3……2", "17÷5=(3……2)", "17÷5=3…2",
+                                           "17÷5=(3…2)"]
 
 
 def spell(text: str, unsure: dict | None = None) -> np.ndarray:
