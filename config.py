@@ -332,9 +332,14 @@ DB = {
     "box_crop": Key([16, 80], image_size,
                     "with classes_from boxes: [height, width] of the crop the box classifier reads"),
     "box_scale": Key(1.0, number(1, 4),
-                     "with classes_from boxes: the box classifier reads its crop from the picture "
-                     "at this many times the network input's scale (1: from the network input): "
-                     "the operators of a problem 12 px tall at the input are a few pixels wide"),
+                     "with classes_from boxes: in training the box classifier reads its crop from "
+                     "the training crop at this many times the network input's size (1: from the "
+                     "network input itself)"),
+    "test_box_scale": Key(1.0, number(1, 4),
+                          "with classes_from boxes: at test time the box classifier reads its crop "
+                          "from the page at this many times the scale it is tested at (1: from the "
+                          "network input), no finer than the page's own pixels: the operators of a "
+                          "problem 12 px tall at the input are a few pixels wide"),
     "box_pooling": Key("global", choice("global", "columns"),
                        "with classes_from boxes: how the box classifier pools its crop: "
                        "global (one max over the crop) or columns (a max per column, the "

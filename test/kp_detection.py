@@ -23,8 +23,8 @@ original test/coco.py kp_detection:
 6. per-class soft-NMS over every scale and the best `db.max_per_image`
    (test/merge.py);
 7. with `db.classes_from` "boxes": the box classifier names every kept box
-   from a crop of the first scale's input, or with `db.box_scale` > 1 of the
-   picture at that many times its scale (`name_boxes`, `box_input`).
+   from a crop of the first scale's input, or with `db.test_box_scale` > 1 of
+   the picture at that many times its scale (`name_boxes`, `box_input`).
 
 With `db.test_batch_images` > 1 several images share each network call: at
 every scale each image's own input (step 1) is placed at the top-left of an
@@ -124,11 +124,11 @@ def prepare_page(image: np.ndarray, cfg, pin_memory: bool = False) -> Page:
 
 def box_input(page: Page, scaled: ScaledInput, cfg) -> ScaledInput:
     """What the box classifier reads boxes found at `scaled` from: that input,
-    or with db.box_scale > 1 the picture at box_scale times its scale (no
-    larger than its stored pixels, which hold nothing finer)."""
-    if cfg.db.box_scale <= 1:
+    or with db.test_box_scale > 1 the picture at test_box_scale times its scale
+    (no larger than its stored pixels, which hold nothing finer)."""
+    if cfg.db.test_box_scale <= 1:
         return scaled
-    scale = min(scaled.scale * cfg.db.box_scale, max(scaled.scale, 1.0))
+    scale = min(scaled.scale * cfg.db.test_box_scale, max(scaled.scale, 1.0))
     if scale <= scaled.scale:
         return scaled
     return prepare_image(page.image, cfg, [scale], flip=False)[0]

@@ -244,11 +244,11 @@ def test_train_py_says_when_the_test_height_is_not_the_trained_one(tmp_path):
                                                test_scale_mode="pixels")) is None
 
 
-def test_the_box_classifier_reads_the_page_at_box_scale_times_the_chosen_scale(tmp_path):
+def test_the_box_classifier_reads_the_page_at_test_box_scale_times_the_chosen_scale(tmp_path):
     folders = _write_sizes(tmp_path / "pages", [1200])
     image = cv2.imread(os.path.join(folders[1200], "page.png"))
     for box_scale in (1.0, 2.0):
-        cfg = _config(folders[1200], tmp_path, box_scale=box_scale)
+        cfg = _config(folders[1200], tmp_path, test_box_scale=box_scale)
         net = SeeingNetwork(cfg)
         page = prepare_page(image, cfg)
         found = detect_images(net, [page], cfg, "cpu")[0]

@@ -351,9 +351,9 @@ def test_validation_ap_keeps_the_best_snapshot(tmp_path, pages):
 
 def test_a_box_classifier_reading_a_finer_picture_trains_and_tests(tmp_path, pages, entry_point):
     """db.box_scale 2: the sampler hands the box classifier the crop at twice
-    the input's size, training steps and resumes with it, and test.py names
-    the boxes from the page at twice the chosen scale."""
-    config = write_config(tmp_path, pages, db={"box_scale": 2.0})
+    the input's size, training steps with it, and test.py (db.test_box_scale 2)
+    names the boxes from the page at twice the chosen scale."""
+    config = write_config(tmp_path, pages, db={"box_scale": 2.0, "test_box_scale": 2.0})
     assert run_train(config) == 0
     cfg = load_config(config)
     assert available_iterations(cfg)[-1] == cfg.system.max_iter
