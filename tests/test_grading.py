@@ -371,7 +371,7 @@ def test_the_grading_benchmark_writes_its_section(tiny_reader, tiny_ks_dir, tiny
                         "--out", str(tmp_path / "graded")])
     text = report.read_text(encoding="utf-8")
     assert "<!-- bench:grading-Tiny-Snapshot -->" in text
-    assert "ground truth (the recognizer alone)" in text and "Goals of issue 14" in text
+    assert "ground truth (the recognizer alone)" in text and "Goals of issues 14 and 24" in text
     assert (tmp_path / "graded" / "summary.json").is_file()
     assert (tmp_path / "graded_gt_boxes" / "summary.json").is_file()
 
