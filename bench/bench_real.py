@@ -8,7 +8,9 @@ Scored with test.py's pipeline and evaluation (test/run.py), the config as
 it is (or changed by --set):
 
 - the synthetic validation pages and the held-out style (`ks_holdout.txt`,
-  generated with `python -m db.synth --style holdout` when missing);
+  generated with `python -m db.synth --style holdout` when missing), and the
+  same of the generator before its realism features and content mix (made
+  once under cache/bench_real/: what the detector was good at before);
 - 20 pages composed of real photographed problems
   (`../shared/tools/real_pages.py crops-dev paper OUT --pages 20 --seed 7`);
 - the photos with hand-made boxes (`photos-labelled-dev`), at their own size
@@ -133,12 +135,35 @@ def holdout_dir(cfg) -> str:
     return data
 
 
+PLAIN_PAGES = os.path.join(PROJECT_ROOT, "cache", "bench_real", "pages-before-realism")
+
+
+def plain_dir() -> str:
+    """Validation and held-out pages of the generator as it was before the
+    realism features and the content mix (db.synth --without all --content
+    basic, seed 0: the pages to the byte), made once under cache/."""
+    from db.synth_realism import FEATURES
+
+    if not os.path.isfile(os.path.join(PLAIN_PAGES, "ks_holdout.txt")):
+        for style, counts in (("main", ["--train", "0", "--val", "100", "--test", "0"]),
+                              ("holdout", [])):
+            subprocess.run([sys.executable, "-m", "db.synth", "--out", PLAIN_PAGES, "--seed", "0",
+                            "--style", style, "--content", "basic", "--without",
+                            ",".join(FEATURES), *counts], check=True, cwd=PROJECT_ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return PLAIN_PAGES
+
+
 def score_everywhere(net, cfg, real: RealSets, pages: int = 0) -> dict:
     """{set name: score_set(...)} over every set this machine has, plus
     "photos": {name: (found at own size, found at 1440 px)}."""
     scores = {"synthetic validation": score_set(net, cfg, cfg.system.data_dir,
                                                 cfg.system.val_split, pages),
-              "held-out style": score_set(net, cfg, holdout_dir(cfg), "holdout", pages)}
+              "held-out style": score_set(net, cfg, holdout_dir(cfg), "holdout", pages),
+              "synthetic validation, pages of before the realism features":
+                  score_set(net, cfg, plain_dir(), "val", pages),
+              "held-out style, pages of before": score_set(net, cfg, plain_dir(), "holdout",
+                                                           pages)}
     if real.composed:
         scores["real problems, composed (20 pages, seed 7)"] = score_set(net, cfg, real.composed)
     if real.labelled:

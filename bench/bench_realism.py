@@ -90,6 +90,8 @@ def run_row(args) -> dict:
 
 
 COLUMNS = (("synthetic validation", "val"), ("held-out style", "held-out"),
+           ("synthetic validation, pages of before the realism features", "val of before"),
+           ("held-out style, pages of before", "held-out of before"),
            ("real problems, composed (20 pages, seed 7)", "composed real"),
            ("real photos, own size", "real photos"))
 
@@ -108,7 +110,7 @@ def table(rows: list[dict]) -> str:
             line += ([f"{s[label]['AP50']:.3f}", f"{s[label]['AP']:.3f}"] if label in s
                      else ["-", "-"])
         line += [f"{s[c]['blind_AP50']:.3f}" if c in s else "-" for c in
-                 (COLUMNS[2][0], COLUMNS[3][0])]
+                 (COLUMNS[4][0], COLUMNS[5][0])]
         photos = s.get("photos")
         line += [str(sum(a for a, _ in photos.values())) if photos else "-",
                  f"{r['train_minutes']:.1f}"]
