@@ -37,7 +37,7 @@ from bench.bench_real import FOUND_SCORE, score_everywhere
 from bench.real import RealSets
 from bench.report import markdown_table, write_section
 from config import PROJECT_ROOT, load_config, parse_assignments
-from db.synth_realism import FEATURES
+from db.synth_realism import FEATURES, OFF_BY_DEFAULT
 from nnet.checkpoints import find_snapshot, load_trained_network
 
 
@@ -52,8 +52,14 @@ def generate(data_dir: str, without: str, content: str) -> None:
     for style in ("main", "holdout"):
         command = [sys.executable, "-m", "db.synth", "--out", data_dir, "--seed", "0",
                    "--style", style, "--content", content]
-        if without:
-            command += ["--without", without]
+        # a row is every feature but those it leaves out, the ones off by default too
+        left_out = [name for name in without.split(",") if name]
+        switched_on = [name for name in OFF_BY_DEFAULT if name not in left_out]
+        if switched_on:
+            command += ["--with", ",".join(switched_on)]
+        left_out = [name for name in left_out if name not in OFF_BY_DEFAULT]
+        if left_out:
+            command += ["--without", ",".join(left_out)]
         subprocess.run(command, check=True, cwd=PROJECT_ROOT)
 
 

