@@ -165,10 +165,14 @@ def main(argv=None):
     body = ("Each row: the synthetic set generated with the features of db/synth_realism.py "
             "but those left out and the problems of `--content` (seed 0: 600 training, 100 "
             "validation and 100 held-out-style pages), CenterNet-tiny trained on it from "
-            "scratch for its 900 iterations (no time budget), then scored as "
+            "scratch for the config's iterations of the day (900; 1800 where the settings say "
+            "so), without a time budget, then scored as "
             "bench/bench_real.py scores (its own validation and held-out pages; the real "
             "sets are the same for every row). Rows are in the order they were run; each "
-            "adds one change to the row above it unless it says otherwise.\n\n"
+            "adds one change to the row above it unless it says otherwise. \"Left out\" "
+            "is of the features written by the day of the row (a feature written later was "
+            "not drawn in earlier rows); a row draws every other one, those off by default "
+            "(db/synth_realism.py OFF_BY_DEFAULT) too.\n\n"
             + table(rows)
             + ("\n\nNot measured on this machine: " + "; ".join(missing) + "." if missing else ""))
     print(write_section("realism-ablation", body, cmd="python -m bench.bench_realism --row NAME "
