@@ -320,7 +320,36 @@ DB = {
     "max_per_image": Key(100, integer(1), "detections kept per image"),
     "score_threshold": Key(0.001, number(0, 1, low_open=True),
                            "(soft-)NMS drops boxes scoring below this; no final detection scores less"),
-    "vis_threshold": Key(0.1, number(0, 1), "debug pictures draw boxes from this score"),
+    # Scores from which a detection counts, one key per job; each left null
+    # takes db.vis_threshold, which once set all four (docs/config-keys.md).
+    "vis_threshold": Key(0.1, number(0, 1),
+                         "the score threshold of every job whose own key is null: "
+                         "draw_threshold, confusion_threshold, empty_page_threshold, "
+                         "grade_threshold (it once set all four)"),
+    "draw_threshold": Key(None, optional(number(0, 1)),
+                          "debug pictures (test.py --debug, demo.py) draw the boxes scoring at "
+                          "least this (null: db.vis_threshold)"),
+    "confusion_threshold": Key(None, optional(number(0, 1)),
+                               "the confusion matrix of test.py counts the detections scoring at "
+                               "least this (null: db.vis_threshold)"),
+    "empty_page_threshold": Key(None, optional(number(0, 1)),
+                                "on pages without objects, test.py counts the detections scoring "
+                                "at least this, each a false positive (null: db.vis_threshold)"),
+    "grade_threshold": Key(None, optional(number(0, 1)),
+                           "grade.py grades the boxes scoring at least this (its --threshold "
+                           "overrides it; null: db.vis_threshold)"),
+    "same_place_iou": Key(0.5, number(0, 1),
+                          "a box overlapping a better-scoring one by more than this IoU is the "
+                          "same place reported again (under another category): pictures draw "
+                          "and grade.py grades only the best (test/boxes.py one_per_place)"),
+    "grade_inside_share": Key(0.6, number(0, 1),
+                              "grade.py passes over a box with at least this share of its area "
+                              "inside a better-scoring one: a piece of a problem found beside "
+                              "the whole"),
+    "grade_truth_iou": Key(0.5, number(0, 1, low_open=True),
+                           "grade.py and bench_grading against the ground truth "
+                           "(ks_<split>_text.jsonl): a found box is a true problem's when they "
+                           "overlap by at least this IoU"),
     "class_agnostic_corners": Key(False, boolean,
                                   "corner heatmaps of one channel; the class comes from the centre heatmap"),
     # Departures from the paper for small networks on dense pages; the
@@ -367,6 +396,10 @@ DB = {
 
 SCHEMA = {"system": SYSTEM, "db": DB}
 
+# The keys a null value of which means db.vis_threshold's (see DB above).
+FROM_VIS_THRESHOLD = ("draw_threshold", "confusion_threshold", "empty_page_threshold",
+                      "grade_threshold")
+
 # Keys of the original CenterNet that this project dropped on purpose.
 _RETIRED = {
     "chunk_sizes": "batch_size is the global batch, split evenly across torchrun processes",
@@ -411,7 +444,7 @@ class Config:
     """A loaded, validated, read-only config."""
 
     def __init__(self, name: str, path: str | None, system: dict, db: dict,
-                 overrides: dict | None = None):
+                 overrides: dict | None = None, set_by: dict | None = None):
         self.name = name
         self.path = path
         self.system = Section("system", system)
@@ -419,6 +452,14 @@ class Config:
         # {"db.top_k": 700, ...}: what was set over the file (--set and the
         # entry points' own flags), so that results can say what made them
         self.overrides = dict(overrides or {})
+        # {"db.draw_threshold": "db.vis_threshold", ...}: keys whose value came
+        # from another key, so that messages name the key the user set
+        self._set_by = dict(set_by or {})
+
+    def key_setting(self, key: str) -> str:
+        """The config key that gave `key` ("db.empty_page_threshold") its value:
+        itself, or db.vis_threshold when the config set only that."""
+        return self._set_by.get(key, key)
 
     # where this config's files go
     @property
@@ -547,6 +588,13 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
         db["rand_scales"] = _arange(db["rand_scale_min"], db["rand_scale_max"], db["rand_scale_step"])
     if db["category_names"] is None:
         db["category_names"] = [f"class_{i}" for i in range(db["categories"])]
+    given = _given_keys(raw, overrides, "db")
+    set_by = {}
+    for key in FROM_VIS_THRESHOLD:
+        if db[key] is None:
+            db[key] = db["vis_threshold"]
+            if "vis_threshold" in given:
+                set_by[f"db.{key}"] = "db.vis_threshold"
 
     if check_data and not os.path.isdir(system["data_dir"]):
         raise ConfigError(
@@ -554,7 +602,17 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
             f"(generate the synthetic set with "
             f"`python -m db.synth --out {shlex.quote(system['data_dir'])}` "
             f"or point data_dir at your data)")
-    return Config(name, path, system, db, overrides=flat_overrides(overrides))
+    return Config(name, path, system, db, overrides=flat_overrides(overrides), set_by=set_by)
+
+
+def _given_keys(raw, overrides, section) -> set:
+    """The keys of `section` that the file or the overrides set."""
+    given = set()
+    for source in (raw, overrides or {}):
+        values = source.get(section) if isinstance(source, dict) else None
+        if isinstance(values, dict):
+            given.update(values)
+    return given
 
 
 def check_sections(raw, schema, overrides=None) -> tuple[dict, list[str]]:

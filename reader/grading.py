@@ -32,9 +32,12 @@ from .crops import EmptyCrop, box_patch
 from .decoding import best_reading, log_likelihoods, second_opinion
 from .text import canonical_printed
 
-# A box whose area lies this much inside a better-scoring kept box is a piece of it.
+# The defaults of db.grade_inside_share and db.grade_truth_iou, for callers
+# without a config: a box whose area lies this much inside a better-scoring
+# kept box is a piece of it; a found box is a ground-truth problem's when they
+# overlap this much.
 INSIDE_BETTER = 0.6
-TRUTH_IOU = 0.5   # a found box is a ground-truth problem's when they overlap this much
+TRUTH_IOU = 0.5
 
 _COLOURS = {RIGHT: (40, 160, 40), WRONG: (30, 30, 220), UNANSWERED: (0, 150, 230),
             UNREADABLE: (200, 60, 200)}   # BGR
@@ -293,10 +296,11 @@ def match_boxes(found: np.ndarray, truth: np.ndarray, iou: float = TRUTH_IOU) ->
     return match_greedy(box_iou(found, truth), iou)   # (F, T)
 
 
-def compare_with_truth(problems: list[GradedProblem], page_text) -> dict:
-    """Counts for one page: ground-truth problems, those found, and of the found
-    ones how many had the printed part, the answer and the decision right."""
-    pairs = match_boxes(np.array([p.box for p in problems]).reshape(-1, 4), page_text.boxes)
+def compare_with_truth(problems: list[GradedProblem], page_text, iou: float = TRUTH_IOU) -> dict:
+    """Counts for one page: ground-truth problems, those found (IoU >= `iou`,
+    match_boxes), and of the found ones how many had the printed part, the
+    answer and the decision right."""
+    pairs = match_boxes(np.array([p.box for p in problems]).reshape(-1, 4), page_text.boxes, iou)
     counts = Counter(truth=len(page_text.boxes), found=len(pairs), detections=len(problems))
     for f, t in pairs:
         p = problems[f]

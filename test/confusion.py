@@ -1,7 +1,7 @@
 """The confusion matrix of a test run: which category each true box was
 detected as, which boxes were missed, which detections lie on no object.
 
-    table = confusion_matrix(records, detections, db.category_names, cfg.db.vis_threshold)
+    table = confusion_matrix(records, detections, db.category_names, cfg.db.confusion_threshold)
     metrics["confusion_matrix"] = table            # numbers, in metrics.json
     draw_confusion_matrix(table, "confusion_matrix.png")
     print(format_confusion_matrix(table))
@@ -9,7 +9,7 @@ detected as, which boxes were missed, which detections lie on no object.
 Rows are the true categories plus "background" (detections that match no
 true box); columns the predicted categories plus "missed" (true boxes that
 match no detection). Only detections scoring at least `score_threshold`
-(db.vis_threshold: what the debug pictures draw) count. Matching is one to
+(db.confusion_threshold) count. Matching is one to
 one and greedy, as YOLO's and torchvision's confusion matrices do it: every
 (true box, detection) pair with IoU >= 0.5, whatever the categories, taken
 best IoU first (higher score first on ties), each box and each detection

@@ -3,7 +3,7 @@ image, one colour per category with its name and score, over the ground truth
 drawn thin and dashed in black and white (visible on any page).
 
 A picture shows what the detector found, once per place (test/boxes.py
-`one_per_place`): of boxes that overlap by IoU above SAME_PLACE_IOU (the
+`one_per_place`): of boxes that overlap by IoU above db.same_place_iou (the
 same problem reported under several categories, kept in results.json for
 AP), only the best-scoring is drawn, with its category. Labels are sized to their box (a dense page has small
 boxes close together), sit above the box, and a label that would cover
@@ -101,12 +101,13 @@ def draw_detections(picture: np.ndarray, detections: np.ndarray, names, colors,
 def render(image: np.ndarray, detections: np.ndarray, cfg, names=None,
            gt_boxes: np.ndarray | None = None) -> np.ndarray:
     """A copy of the BGR image with the ground truth (if given) and the detections
-    scoring >= db.vis_threshold."""
+    scoring >= db.draw_threshold, one per place (db.same_place_iou)."""
     picture = image.copy()
     if gt_boxes is not None and len(gt_boxes):
         draw_ground_truth(picture, gt_boxes)
     draw_detections(picture, detections, names or cfg.db.category_names,
-                    category_colors(cfg.db.categories), cfg.db.vis_threshold)
+                    category_colors(cfg.db.categories), cfg.db.draw_threshold,
+                    cfg.db.same_place_iou)
     return picture
 
 

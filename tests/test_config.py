@@ -156,3 +156,58 @@ def test_a_loaded_config_is_read_only_and_serialisable():
 def test_random_scales_come_from_min_max_step():
     cfg = load_config("CenterNet-52", check_data=False)
     assert cfg.db.rand_scales == [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]
+
+
+# ----------------------------------------------------------------------------
+# what db.vis_threshold once meant, one key per job
+# ----------------------------------------------------------------------------
+
+THRESHOLD_KEYS = ("draw_threshold", "confusion_threshold", "empty_page_threshold",
+                  "grade_threshold")
+
+
+@pytest.mark.parametrize("name", available_configs())
+def test_every_job_threshold_keeps_the_configs_vis_threshold(name):
+    cfg = load_config(name, check_data=False)
+    assert all(cfg.db[key] == cfg.db.vis_threshold for key in THRESHOLD_KEYS)
+
+
+def test_an_old_config_with_vis_threshold_sets_every_job_and_is_named_as_their_setting(tmp_path):
+    plain = load_config(_write(tmp_path, {"db": {}}), check_data=False)
+    assert all(plain.db[key] == 0.1 for key in THRESHOLD_KEYS)   # the old default
+    assert plain.key_setting("db.empty_page_threshold") == "db.empty_page_threshold"
+    old = load_config(_write(tmp_path, {"db": {"vis_threshold": 0.25}}), check_data=False)
+    assert all(old.db[key] == 0.25 for key in THRESHOLD_KEYS)
+    assert old.key_setting("db.empty_page_threshold") == "db.vis_threshold"
+    new = load_config(_write(tmp_path, {"db": {"vis_threshold": 0.25, "grade_threshold": 0.6}}),
+                      check_data=False)
+    assert new.db.grade_threshold == 0.6 and new.db.draw_threshold == 0.25
+    assert new.key_setting("db.grade_threshold") == "db.grade_threshold"
+    assert "db.draw_threshold" in _error(tmp_path, {"db": {"draw_threshold": 2}})
+
+
+def test_the_overlap_keys_default_to_the_numbers_they_replace():
+    from reader.grading import INSIDE_BETTER, TRUTH_IOU
+    from test.boxes import SAME_PLACE_IOU
+    cfg = load_config("CenterNet-tiny", check_data=False)
+    assert (cfg.db.same_place_iou, cfg.db.grade_inside_share, cfg.db.grade_truth_iou) == \
+        (SAME_PLACE_IOU, INSIDE_BETTER, TRUTH_IOU) == (0.5, 0.6, 0.5)
+
+
+def test_draw_threshold_and_same_place_iou_change_what_a_picture_shows():
+    import numpy as np
+
+    from test.visualize import render
+    image = np.full((120, 160, 3), 255, np.uint8)
+    low = np.array([[20, 60, 150, 110, 0.05, 2]], np.float32)
+    for draw_threshold, drawn in ((None, False), (0.01, True)):
+        overrides = {"db": {"draw_threshold": draw_threshold, "vis_threshold": 0.1}}
+        cfg = load_config("CenterNet-tiny", check_data=False, overrides=overrides)
+        assert (render(image, low, cfg) != 255).any() is np.bool_(drawn)
+    # two boxes at IoU 1/3: one place at same_place_iou 0.3, two at 0.5
+    halves = np.array([[10, 10, 70, 50, 0.9, 0], [40, 10, 100, 50, 0.8, 1]], np.float32)
+    for same_place_iou, second_drawn in ((0.5, True), (0.3, False)):
+        cfg = load_config("CenterNet-tiny", check_data=False,
+                          overrides={"db": {"same_place_iou": same_place_iou}})
+        first_alone = render(image, halves[:1], cfg)
+        assert (render(image, halves, cfg) != first_alone).any() is np.bool_(second_drawn)
