@@ -37,7 +37,8 @@ PROJECT_ROOT = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = os.path.join(PROJECT_ROOT, "config")
 
 # The network's stride from input to heatmaps: a 7x7 stride-2 convolution and a
-# stride-2 residual block, each mapping a size s to (s - 1) // 2 + 1.
+# stride-2 residual block, each mapping a size s to (s - 1) // 2 + 1, which
+# twice is (s - 1) // 4 + 1 (db.output_sizes is derived with it).
 NETWORK_STRIDE = 4
 
 # ImageNet statistics in BGR order (images are read with OpenCV), as the
@@ -250,8 +251,9 @@ DB = {
                             "default): decoded it takes 3 bytes a pixel, and training and testing "
                             "make float copies of it several times that size"),
     "input_size": Key([511, 511], image_size, "training input, [height, width] (or one integer)"),
-    "output_sizes": Key([[128, 128]], output_sizes,
-                        "heatmap size per input: (input - 1) // 4 + 1 on each side"),
+    "output_sizes": Key(None, optional(output_sizes),
+                        "heatmap size per input, derived from input_size: (input - 1) // 4 + 1 "
+                        "on each side (null or left out: derived; given, it must be that)"),
     "rand_scales": Key(None, optional(number_list(positive=True)),
                        "crop scales; null: arange(rand_scale_min, rand_scale_max, rand_scale_step)"),
     "rand_scale_min": Key(0.6, number(0, low_open=True), "smallest random crop scale"),
@@ -584,6 +586,8 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
     for key in ("data_dir", "cache_dir", "result_dir", "pretrain"):
         if system[key] is not None and not os.path.isabs(system[key]):
             system[key] = os.path.normpath(os.path.join(PROJECT_ROOT, system[key]))
+    if db["output_sizes"] is None:
+        db["output_sizes"] = [network_output_size(db["input_size"])]
     if db["rand_scales"] is None:
         db["rand_scales"] = _arange(db["rand_scale_min"], db["rand_scale_max"], db["rand_scale_step"])
     if db["category_names"] is None:
@@ -688,10 +692,12 @@ def _cross_checks(system, db):
     if names is not None and len(names) != db["categories"]:
         problems.append(f"db.category_names: has {len(names)} names but db.categories is "
                         f"{db['categories']}")
-    if len(db["output_sizes"]) != 1:
+    if db["output_sizes"] is None:
+        pass  # derived from input_size once the checks pass
+    elif len(db["output_sizes"]) != 1:
         problems.append("db.output_sizes: give exactly one [height, width] (one heatmap resolution)")
     else:
-        expected = [_network_output(s) for s in db["input_size"]]
+        expected = network_output_size(db["input_size"])
         if db["output_sizes"][0] != expected:
             problems.append(f"db.output_sizes: for input_size {db['input_size']} the network gives "
                             f"{expected}, got {db['output_sizes'][0]}")
@@ -710,10 +716,9 @@ def _cross_checks(system, db):
     return problems
 
 
-def _network_output(size):
-    for _ in range(2):
-        size = (size - 1) // 2 + 1
-    return size
+def network_output_size(input_size) -> list[int]:
+    """[height, width] of the heatmaps for an input of [height, width]."""
+    return [(side - 1) // NETWORK_STRIDE + 1 for side in input_size]
 
 
 def _arange(start, stop, step):

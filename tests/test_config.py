@@ -113,6 +113,17 @@ def test_output_size_must_follow_input_size(tmp_path):
     assert "db.output_sizes" in message and "[64, 64]" in message
 
 
+def test_output_size_is_derived_from_input_size_when_not_given(tmp_path):
+    for db in ({"input_size": 255}, {"input_size": [255, 383], "output_sizes": None}):
+        cfg = load_config(_write(tmp_path, {"db": db}), check_data=False)
+        side = db["input_size"]
+        assert cfg.db.output_sizes == [[64, 64] if side == 255 else [64, 96]]
+    # a shipped config's own output_sizes is what it would be derived as
+    tiny = load_config("CenterNet-tiny", check_data=False)
+    derived = load_config("CenterNet-tiny", check_data=False, overrides={"db": {"output_sizes": None}})
+    assert tiny.db.output_sizes == derived.db.output_sizes == [[96, 96]]
+
+
 def test_missing_data_folder_names_the_key(tmp_path):
     path = _write(tmp_path, {"base": "CenterNet-52",
                              "system": {"data_dir": str(tmp_path / "nowhere")}})
