@@ -716,6 +716,16 @@ def _cross_checks(system, db):
     return problems
 
 
+def heatmap_channels(db) -> tuple[int, int]:
+    """(corner, centre) heatmap channels of a db section: one per category, or
+    one where db.class_agnostic_corners (corners) or db.classes_from "boxes"
+    (centres) takes the category away from the keypoints. The network, the
+    sampler and the batch-size estimate all read them here."""
+    corner = 1 if db["class_agnostic_corners"] else db["categories"]
+    center = 1 if db["classes_from"] == "boxes" else db["categories"]
+    return corner, center
+
+
 def network_output_size(input_size) -> list[int]:
     """[height, width] of the heatmaps for an input of [height, width]."""
     return [(side - 1) // NETWORK_STRIDE + 1 for side in input_size]

@@ -222,3 +222,15 @@ def test_draw_threshold_and_same_place_iou_change_what_a_picture_shows():
                           overrides={"db": {"same_place_iou": same_place_iou}})
         first_alone = render(image, halves[:1], cfg)
         assert (render(image, halves, cfg) != first_alone).any() is np.bool_(second_drawn)
+
+
+def test_heatmap_channels_are_the_networks_and_the_samplers():
+    from config import heatmap_channels
+    from models import network_options
+    for db, expected in (({"classes_from": "centers", "class_agnostic_corners": False}, (6, 6)),
+                         ({"classes_from": "centers", "class_agnostic_corners": True}, (1, 6)),
+                         ({"classes_from": "boxes", "class_agnostic_corners": True}, (1, 1))):
+        cfg = load_config("CenterNet-tiny", check_data=False, overrides={"db": db})
+        assert heatmap_channels(cfg.db) == expected
+        options = network_options(cfg)
+        assert (options["corner_categories"], options["center_categories"]) == expected
