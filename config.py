@@ -223,6 +223,15 @@ SYSTEM = {
     "pull_weight": Key(0.1, number(0), "weight of the embedding pull loss (paper: 0.1)"),
     "push_weight": Key(0.1, number(0), "weight of the embedding push loss (paper: 0.1)"),
     "regr_weight": Key(1.0, number(0), "weight of the offset loss (paper: 1)"),
+    "focal_alpha": Key(2.0, number(0),
+                       "focal loss on the heatmaps: exponent of the (1 - p) and p factors that "
+                       "weigh hard pixels up (CornerNet's alpha; paper: 2)"),
+    "focal_beta": Key(4.0, number(0),
+                      "focal loss on the heatmaps: exponent of (1 - y) that lessens the penalty "
+                      "on pixels near an object (CornerNet's beta; paper: 4)"),
+    "heat_bias": Key(-2.19, number(),
+                     "initial bias of the heatmaps' last convolution: sigmoid(-2.19) ~ 0.1, a low "
+                     "prior for every pixel (the focal-loss init of CornerNet / CenterNet)"),
     "size_weight": Key(1.0, number(0), "weight of the centre size loss (db.center_size)"),
     "class_weight": Key(1.0, number(0), "weight of the box classifier's loss (db.classes_from boxes)"),
     "opt_algo": Key("adam", choice("adam", "sgd"), "optimizer"),
@@ -317,6 +326,9 @@ DB = {
     "nms_algorithm": Key("exp_soft_nms", choice("nms", "linear_soft_nms", "exp_soft_nms"),
                          "per-class suppression after merging scales"),
     "nms_threshold": Key(0.5, number(0, 1, low_open=True), "IoU threshold of (soft-)NMS"),
+    "nms_sigma": Key(0.5, number(0, low_open=True),
+                     "exp_soft_nms: a box's score is multiplied by exp(-IoU^2 / sigma) (Soft-NMS, "
+                     "Bodla et al. 2017; CenterNet: 0.5)"),
     "merge_bbox": Key(True, boolean, "weighted box merge during soft-NMS (soft_nms_merge)"),
     "weight_exp": Key(10.0, number(0), "exponent of the box-merge weights"),
     "max_per_image": Key(100, integer(1), "detections kept per image"),

@@ -58,4 +58,5 @@ def network_options(cfg) -> dict:
             "center_size": db.center_size,
             "box_classifier": ({"crop_size": db.box_crop, "pooling": db.box_pooling}
                                if boxes else None),
-            "pool_window": db.pool_window}
+            "pool_window": db.pool_window,
+            "heat_bias": cfg.system.heat_bias}

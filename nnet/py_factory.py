@@ -87,7 +87,8 @@ class NetworkFactory:
             self.model = DistributedDataParallel(self.network, device_ids=device_ids)
         self.loss = AELoss(pull_weight=cfg.system.pull_weight, push_weight=cfg.system.push_weight,
                            regr_weight=cfg.system.regr_weight, size_weight=cfg.system.size_weight,
-                           class_weight=cfg.system.class_weight)
+                           class_weight=cfg.system.class_weight,
+                           focal_alpha=cfg.system.focal_alpha, focal_beta=cfg.system.focal_beta)
         self.optimizer = build_optimizer(cfg, [p for p in self.network.parameters() if p.requires_grad])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.iteration = 0  # optimizer steps done

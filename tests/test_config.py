@@ -234,3 +234,27 @@ def test_heatmap_channels_are_the_networks_and_the_samplers():
         assert heatmap_channels(cfg.db) == expected
         options = network_options(cfg)
         assert (options["corner_categories"], options["center_categories"]) == expected
+
+
+def test_the_papers_numbers_are_the_defaults_and_the_keys_reach_their_code():
+    import numpy as np
+    import torch
+
+    from models import build_network
+    from models.py_utils.kp_utils import _neg_loss
+    from test.merge import suppress_class
+    plain = load_config("CenterNet-tiny", check_data=False)
+    assert (plain.system.focal_alpha, plain.system.focal_beta, plain.system.heat_bias,
+            plain.db.nms_sigma) == (2.0, 4.0, -2.19, 0.5)
+    changed = load_config("CenterNet-tiny", check_data=False,
+                          overrides={"system": {"heat_bias": -4.0}, "db": {"nms_sigma": 0.05}})
+    biases = {name: value for name, value in build_network(changed).state_dict().items()
+              if "heats" in name and name.endswith(".1.bias")}
+    assert biases and all(float(b.flatten()[0]) == -4.0 for b in biases.values())
+    # two boxes at IoU 0.5: a narrower gaussian decays the second box further
+    boxes = np.array([[0, 0, 9, 9, 0.9, 0.5, 0.5], [0, 0, 9, 19, 0.8, 0.5, 0.5]], np.float32)
+    assert suppress_class(boxes, changed)[1, 4] < suppress_class(boxes, plain)[1, 4]
+    # beta: the exponent of (1 - y) near an object
+    pred, gt = [torch.full((1, 1, 2, 2), 0.3)], torch.tensor([[[[1.0, 0.5], [0.0, 0.0]]]])
+    assert torch.equal(_neg_loss(pred, gt), _neg_loss(pred, gt, alpha=2, beta=4))
+    assert _neg_loss(pred, gt, beta=1.0) > _neg_loss(pred, gt)
