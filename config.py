@@ -65,8 +65,6 @@ def is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-_is_int = is_int
-
 
 def _is_number(v):
     return (isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -75,7 +73,7 @@ def _is_number(v):
 
 def integer(minimum=None, maximum=None):
     def check(v):
-        if not _is_int(v):
+        if not is_int(v):
             raise ValueError(f"must be an integer, got {v!r}")
         if minimum is not None and v < minimum:
             raise ValueError(f"must be >= {minimum}, got {v}")
@@ -141,10 +139,10 @@ def number_list(length=None, positive=False, nonempty=True):
 
 def image_size(v):
     """511 or [511, 511] -> [height, width]."""
-    if _is_int(v):
+    if is_int(v):
         v = [v, v]
     if (not isinstance(v, list) or len(v) != 2
-            or not all(_is_int(x) and x > 0 for x in v)):
+            or not all(is_int(x) and x > 0 for x in v)):
         raise ValueError(f"must be a positive integer or [height, width], got {v!r}")
     return list(v)
 
@@ -158,7 +156,7 @@ def output_sizes(v):
 
 def cell_pair(v):
     if (not isinstance(v, list) or len(v) != 2
-            or not all(_is_int(x) and x >= 0 for x in v)):
+            or not all(is_int(x) and x >= 0 for x in v)):
         raise ValueError(f"must be [vertical, horizontal], two integers >= 0, got {v!r}")
     return [int(x) for x in v]
 
