@@ -37,7 +37,8 @@ PROJECT_ROOT = os.path.dirname(os.path.abspath(__file__))
 CONFIG_DIR = os.path.join(PROJECT_ROOT, "config")
 
 # The network's stride from input to heatmaps: a 7x7 stride-2 convolution and a
-# stride-2 residual block, each mapping a size s to (s - 1) // 2 + 1.
+# stride-2 residual block, each mapping a size s to (s - 1) // 2 + 1, which
+# twice is (s - 1) // 4 + 1 (db.output_sizes is derived with it).
 NETWORK_STRIDE = 4
 
 # ImageNet statistics in BGR order (images are read with OpenCV), as the
@@ -64,8 +65,6 @@ def is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-_is_int = is_int
-
 
 def _is_number(v):
     return (isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -74,7 +73,7 @@ def _is_number(v):
 
 def integer(minimum=None, maximum=None):
     def check(v):
-        if not _is_int(v):
+        if not is_int(v):
             raise ValueError(f"must be an integer, got {v!r}")
         if minimum is not None and v < minimum:
             raise ValueError(f"must be >= {minimum}, got {v}")
@@ -140,10 +139,10 @@ def number_list(length=None, positive=False, nonempty=True):
 
 def image_size(v):
     """511 or [511, 511] -> [height, width]."""
-    if _is_int(v):
+    if is_int(v):
         v = [v, v]
     if (not isinstance(v, list) or len(v) != 2
-            or not all(_is_int(x) and x > 0 for x in v)):
+            or not all(is_int(x) and x > 0 for x in v)):
         raise ValueError(f"must be a positive integer or [height, width], got {v!r}")
     return list(v)
 
@@ -157,7 +156,7 @@ def output_sizes(v):
 
 def cell_pair(v):
     if (not isinstance(v, list) or len(v) != 2
-            or not all(_is_int(x) and x >= 0 for x in v)):
+            or not all(is_int(x) and x >= 0 for x in v)):
         raise ValueError(f"must be [vertical, horizontal], two integers >= 0, got {v!r}")
     return [int(x) for x in v]
 
@@ -222,6 +221,15 @@ SYSTEM = {
     "pull_weight": Key(0.1, number(0), "weight of the embedding pull loss (paper: 0.1)"),
     "push_weight": Key(0.1, number(0), "weight of the embedding push loss (paper: 0.1)"),
     "regr_weight": Key(1.0, number(0), "weight of the offset loss (paper: 1)"),
+    "focal_alpha": Key(2.0, number(0),
+                       "focal loss on the heatmaps: exponent of the (1 - p) and p factors that "
+                       "weigh hard pixels up (CornerNet's alpha; paper: 2)"),
+    "focal_beta": Key(4.0, number(0),
+                      "focal loss on the heatmaps: exponent of (1 - y) that lessens the penalty "
+                      "on pixels near an object (CornerNet's beta; paper: 4)"),
+    "heat_bias": Key(-2.19, number(),
+                     "initial bias of the heatmaps' last convolution: sigmoid(-2.19) ~ 0.1, a low "
+                     "prior for every pixel (the focal-loss init of CornerNet / CenterNet)"),
     "size_weight": Key(1.0, number(0), "weight of the centre size loss (db.center_size)"),
     "class_weight": Key(1.0, number(0), "weight of the box classifier's loss (db.classes_from boxes)"),
     "opt_algo": Key("adam", choice("adam", "sgd"), "optimizer"),
@@ -250,8 +258,9 @@ DB = {
                             "default): decoded it takes 3 bytes a pixel, and training and testing "
                             "make float copies of it several times that size"),
     "input_size": Key([511, 511], image_size, "training input, [height, width] (or one integer)"),
-    "output_sizes": Key([[128, 128]], output_sizes,
-                        "heatmap size per input: (input - 1) // 4 + 1 on each side"),
+    "output_sizes": Key(None, optional(output_sizes),
+                        "heatmap size per input, derived from input_size: (input - 1) // 4 + 1 "
+                        "on each side (null or left out: derived; given, it must be that)"),
     "rand_scales": Key(None, optional(number_list(positive=True)),
                        "crop scales; null: arange(rand_scale_min, rand_scale_max, rand_scale_step)"),
     "rand_scale_min": Key(0.6, number(0, low_open=True), "smallest random crop scale"),
@@ -315,12 +324,44 @@ DB = {
     "nms_algorithm": Key("exp_soft_nms", choice("nms", "linear_soft_nms", "exp_soft_nms"),
                          "per-class suppression after merging scales"),
     "nms_threshold": Key(0.5, number(0, 1, low_open=True), "IoU threshold of (soft-)NMS"),
+    "nms_sigma": Key(0.5, number(0, low_open=True),
+                     "exp_soft_nms: a box's score is multiplied by exp(-IoU^2 / sigma) (Soft-NMS, "
+                     "Bodla et al. 2017; CenterNet: 0.5)"),
     "merge_bbox": Key(True, boolean, "weighted box merge during soft-NMS (soft_nms_merge)"),
     "weight_exp": Key(10.0, number(0), "exponent of the box-merge weights"),
     "max_per_image": Key(100, integer(1), "detections kept per image"),
     "score_threshold": Key(0.001, number(0, 1, low_open=True),
                            "(soft-)NMS drops boxes scoring below this; no final detection scores less"),
-    "vis_threshold": Key(0.1, number(0, 1), "debug pictures draw boxes from this score"),
+    # Scores from which a detection counts, one key per job; each left null
+    # takes db.vis_threshold, which once set all four (docs/config-keys.md).
+    "vis_threshold": Key(0.1, number(0, 1),
+                         "the score threshold of every job whose own key is null: "
+                         "draw_threshold, confusion_threshold, empty_page_threshold, "
+                         "grade_threshold (it once set all four)"),
+    "draw_threshold": Key(None, optional(number(0, 1)),
+                          "debug pictures (test.py --debug, demo.py) draw the boxes scoring at "
+                          "least this (null: db.vis_threshold)"),
+    "confusion_threshold": Key(None, optional(number(0, 1)),
+                               "the confusion matrix of test.py counts the detections scoring at "
+                               "least this (null: db.vis_threshold)"),
+    "empty_page_threshold": Key(None, optional(number(0, 1)),
+                                "on pages without objects, test.py counts the detections scoring "
+                                "at least this, each a false positive (null: db.vis_threshold)"),
+    "grade_threshold": Key(None, optional(number(0, 1)),
+                           "grade.py grades the boxes scoring at least this (its --threshold "
+                           "overrides it; null: db.vis_threshold)"),
+    "same_place_iou": Key(0.5, number(0, 1),
+                          "a box overlapping a better-scoring one by more than this IoU is the "
+                          "same place reported again (under another category): pictures draw "
+                          "and grade.py grades only the best (test/boxes.py one_per_place)"),
+    "grade_inside_share": Key(0.6, number(0, 1),
+                              "grade.py passes over a box with at least this share of its area "
+                              "inside a better-scoring one: a piece of a problem found beside "
+                              "the whole"),
+    "grade_truth_iou": Key(0.5, number(0, 1, low_open=True),
+                           "grade.py and bench_grading against the ground truth "
+                           "(ks_<split>_text.jsonl): a found box is a true problem's when they "
+                           "overlap by at least this IoU"),
     "class_agnostic_corners": Key(False, boolean,
                                   "corner heatmaps of one channel; the class comes from the centre heatmap"),
     # Departures from the paper for small networks on dense pages; the
@@ -367,6 +408,10 @@ DB = {
 
 SCHEMA = {"system": SYSTEM, "db": DB}
 
+# The keys a null value of which means db.vis_threshold's (see DB above).
+FROM_VIS_THRESHOLD = ("draw_threshold", "confusion_threshold", "empty_page_threshold",
+                      "grade_threshold")
+
 # Keys of the original CenterNet that this project dropped on purpose.
 _RETIRED = {
     "chunk_sizes": "batch_size is the global batch, split evenly across torchrun processes",
@@ -411,7 +456,7 @@ class Config:
     """A loaded, validated, read-only config."""
 
     def __init__(self, name: str, path: str | None, system: dict, db: dict,
-                 overrides: dict | None = None):
+                 overrides: dict | None = None, set_by: dict | None = None):
         self.name = name
         self.path = path
         self.system = Section("system", system)
@@ -419,6 +464,14 @@ class Config:
         # {"db.top_k": 700, ...}: what was set over the file (--set and the
         # entry points' own flags), so that results can say what made them
         self.overrides = dict(overrides or {})
+        # {"db.draw_threshold": "db.vis_threshold", ...}: keys whose value came
+        # from another key, so that messages name the key the user set
+        self._set_by = dict(set_by or {})
+
+    def key_setting(self, key: str) -> str:
+        """The config key that gave `key` ("db.empty_page_threshold") its value:
+        itself, or db.vis_threshold when the config set only that."""
+        return self._set_by.get(key, key)
 
     # where this config's files go
     @property
@@ -543,10 +596,19 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
     for key in ("data_dir", "cache_dir", "result_dir", "pretrain"):
         if system[key] is not None and not os.path.isabs(system[key]):
             system[key] = os.path.normpath(os.path.join(PROJECT_ROOT, system[key]))
+    if db["output_sizes"] is None:
+        db["output_sizes"] = [network_output_size(db["input_size"])]
     if db["rand_scales"] is None:
         db["rand_scales"] = _arange(db["rand_scale_min"], db["rand_scale_max"], db["rand_scale_step"])
     if db["category_names"] is None:
         db["category_names"] = [f"class_{i}" for i in range(db["categories"])]
+    given = _given_keys(raw, overrides, "db")
+    set_by = {}
+    for key in FROM_VIS_THRESHOLD:
+        if db[key] is None:
+            db[key] = db["vis_threshold"]
+            if "vis_threshold" in given:
+                set_by[f"db.{key}"] = "db.vis_threshold"
 
     if check_data and not os.path.isdir(system["data_dir"]):
         raise ConfigError(
@@ -554,7 +616,17 @@ def config_from_dict(raw: dict, name: str, path: str | None = None,
             f"(generate the synthetic set with "
             f"`python -m db.synth --out {shlex.quote(system['data_dir'])}` "
             f"or point data_dir at your data)")
-    return Config(name, path, system, db, overrides=flat_overrides(overrides))
+    return Config(name, path, system, db, overrides=flat_overrides(overrides), set_by=set_by)
+
+
+def _given_keys(raw, overrides, section) -> set:
+    """The keys of `section` that the file or the overrides set."""
+    given = set()
+    for source in (raw, overrides or {}):
+        values = source.get(section) if isinstance(source, dict) else None
+        if isinstance(values, dict):
+            given.update(values)
+    return given
 
 
 def check_sections(raw, schema, overrides=None) -> tuple[dict, list[str]]:
@@ -630,10 +702,12 @@ def _cross_checks(system, db):
     if names is not None and len(names) != db["categories"]:
         problems.append(f"db.category_names: has {len(names)} names but db.categories is "
                         f"{db['categories']}")
-    if len(db["output_sizes"]) != 1:
+    if db["output_sizes"] is None:
+        pass  # derived from input_size once the checks pass
+    elif len(db["output_sizes"]) != 1:
         problems.append("db.output_sizes: give exactly one [height, width] (one heatmap resolution)")
     else:
-        expected = [_network_output(s) for s in db["input_size"]]
+        expected = network_output_size(db["input_size"])
         if db["output_sizes"][0] != expected:
             problems.append(f"db.output_sizes: for input_size {db['input_size']} the network gives "
                             f"{expected}, got {db['output_sizes'][0]}")
@@ -652,10 +726,19 @@ def _cross_checks(system, db):
     return problems
 
 
-def _network_output(size):
-    for _ in range(2):
-        size = (size - 1) // 2 + 1
-    return size
+def heatmap_channels(db) -> tuple[int, int]:
+    """(corner, centre) heatmap channels of a db section: one per category, or
+    one where db.class_agnostic_corners (corners) or db.classes_from "boxes"
+    (centres) takes the category away from the keypoints. The network, the
+    sampler and the batch-size estimate all read them here."""
+    corner = 1 if db["class_agnostic_corners"] else db["categories"]
+    center = 1 if db["classes_from"] == "boxes" else db["categories"]
+    return corner, center
+
+
+def network_output_size(input_size) -> list[int]:
+    """[height, width] of the heatmaps for an input of [height, width]."""
+    return [(side - 1) // NETWORK_STRIDE + 1 for side in input_size]
 
 
 def _arange(start, stop, step):

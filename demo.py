@@ -11,7 +11,7 @@ by name; with --recursive those of its sub-folders too) or a ks_*.txt file
 (the image of each line; its boxes are ignored). What a folder holds besides
 is named, with why it was passed over. For each image it writes
 `<out>/<stem>.jpg`, the picture with the boxes scoring at least
-db.vis_threshold, and `<out>/<stem>.json`, every detection (box x1, y1, x2, y2
+db.draw_threshold (one per place), and `<out>/<stem>.json`, every detection (box x1, y1, x2, y2
 in image pixels, score, class index, class name); a sub-folder's images go to
 the same sub-folder of <out>. It runs the pipeline of test.py (test/run.py,
 test/kp_detection.py).

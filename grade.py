@@ -12,8 +12,9 @@ file; unreadable images are listed and passed over; exit status 0, 1 with
 demo.py loads it and each page goes through test/run.py's detect_records.
 Then, per page:
 
-1. the boxes scoring at least --threshold (default db.vis_threshold), one per
-   place, none mostly inside a better one (reader/grading.py select_boxes);
+1. the boxes scoring at least --threshold (default db.grade_threshold), one
+   per place (db.same_place_iou), none with db.grade_inside_share of its area
+   inside a better one (reader/grading.py select_boxes);
 2. each box read by the recognizer (--reader, config/reader/<name>.json, its
    snapshot --reader-iter; train it with train_reader.py): the printed part
    and the handwritten answer (reader/engine.py); where it is not sure (not
@@ -38,7 +39,7 @@ checked before anything is loaded, as demo.py's are (outputs.py; grade.py's
 manifest is .grade-outputs.json). When --images
 is a ks txt file with its side file ks_<split>_text.jsonl beside it
 (docs/ks-format.md), the readings are also compared with it: of the
-ground-truth problems the detector found (IoU >= 0.5), the share whose
+ground-truth problems the detector found (IoU >= db.grade_truth_iou), the share whose
 printed part and answer were read exactly and whose decision was right.
 """
 
@@ -70,7 +71,7 @@ def parse_args(argv=None):
     parser.add_argument("--reader-iter", default="latest",
                         help="recognizer snapshot: an iteration or 'latest' (default)")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="grade the boxes scoring at least this (default: db.vis_threshold)")
+                        help="grade the boxes scoring at least this (default: db.grade_threshold)")
     parser.add_argument("--gt-boxes", action="store_true",
                         help="with a ks txt file: grade the boxes of its side file "
                              "ks_<split>_text.jsonl instead of detecting (the reader alone)")
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
         print(f"grade.py: {e}", file=sys.stderr)
         return REFUSED
 
-    threshold = cfg.db.vis_threshold if args.threshold is None else args.threshold
+    threshold = cfg.db.grade_threshold if args.threshold is None else args.threshold
     names = cfg.db.category_names
     about = {"detector": {"config": cfg.name, "iteration": iteration, "threshold": threshold}
              if not args.gt_boxes else {"boxes": "ground truth (--gt-boxes)"},
@@ -201,14 +202,15 @@ def main(argv=None) -> int:
         if args.gt_boxes:
             boxes = page_truth.boxes if page_truth is not None else []
         else:
-            boxes = select_boxes(detections, threshold)
+            boxes = select_boxes(detections, threshold, cfg.db.same_place_iou,
+                                 cfg.db.grade_inside_share)
         marking = time.perf_counter()
         problems = grade_boxes(reader, image, boxes)
         marking_seconds[0] += time.perf_counter() - marking
         second_opinions[0] += sum(p.second_opinion for p in problems)
         result = page_json(record.path, image, problems, None if args.gt_boxes else names, **about)
         if page_truth is not None:
-            page_counts = compare_with_truth(problems, page_truth)
+            page_counts = compare_with_truth(problems, page_truth, cfg.db.grade_truth_iou)
             result["truth"] = page_counts
             for key, value in page_counts.items():
                 counts[key] = counts.get(key, 0) + value

@@ -122,7 +122,7 @@ def main(argv=None) -> int:
                   f"no objects, add the line \"{ANNOTATED_MARK}\" to it to count the false "
                   f"positives)")
     else:
-        print(format_metrics(run.metrics))
+        print(format_metrics(run.metrics, cfg.key_setting("db.empty_page_threshold")))
         print(format_confusion_matrix(run.metrics["confusion_matrix"]))
         pictures = [name for name in ("confusion_matrix.png", "pr_curves.png")
                     if os.path.isfile(os.path.join(out_dir, name))]

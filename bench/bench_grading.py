@@ -76,7 +76,7 @@ def main(argv=None):
     parser.add_argument("--reader-iter", default="latest")
     parser.add_argument("--split", default=None, help="default: the detector config's val split")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="detection score to grade from (default: db.vis_threshold)")
+                        help="detection score to grade from (default: db.grade_threshold)")
     parser.add_argument("--max-images", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=None)

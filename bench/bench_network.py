@@ -64,8 +64,7 @@ def child_train_step(config, side, batch, reps):
     made by the sampler (so every head's width follows the config)."""
     from models.py_utils import AELoss
     from sample.kp_detection import boxes_to_classify, keypoint_targets
-    cfg = load_config(config, overrides={"db": {"input_size": side,
-                                                "output_sizes": [[(side - 1) // 4 + 1] * 2]}},
+    cfg = load_config(config, overrides={"db": {"input_size": side, "output_sizes": None}},
                       check_data=False)
     torch.manual_seed(0)
     net = build_network(cfg)

@@ -56,7 +56,7 @@ MATCH_IOU = 0.5
 def recall_precision(records, detections, score: float = FOUND_SCORE) -> tuple[float, float]:
     """Recall and precision, at IoU >= 0.5 one to one and any class, of the
     detections scoring at least `score` (one per place: the best)."""
-    from test.confusion import box_iou
+    from test.boxes import coco_iou
 
     found = wanted = matched = 0
     for record in records:
@@ -69,7 +69,7 @@ def recall_precision(records, detections, score: float = FOUND_SCORE) -> tuple[f
         wanted += record.num_objects
         if not len(boxes) or not record.num_objects:
             continue
-        iou = box_iou(record.boxes, boxes[:, :4])
+        iou = coco_iou(record.boxes, boxes[:, :4])
         used = set()
         for t in np.argsort(-iou.max(axis=1)):
             for d in np.argsort(-iou[t]):

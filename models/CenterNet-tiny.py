@@ -2,14 +2,9 @@
 center pooling, the same heads and losses) with few channels and levels, to
 train on a couple of CPU cores. Not a network of the paper: a scaled-down
 CenterNet-52 (Duan et al., ICCV 2019), 1.90M parameters at 6 categories
-(its box classifier included).
-
-Sized by measurement (its training step's time: BENCHMARKS.md, "network" and
-train_step-CenterNet-tiny): most of the work is at the heatmaps' resolution
-(the nine 3x3 heads and the pooling modules), so the full-resolution widths
-(dims[0], cnv_dim, pool_dim, head_dim) set the cost and stay narrow; the
-lower levels are cheap and keep more channels. Heads 16 wide inside instead
-of dims[0] (CenterNet's choice) gave the same AP in 900 iterations."""
+(its box classifier included). The full-resolution widths (dims[0],
+cnv_dim, pool_dim, head_dim) are narrow and the lower levels wider; how the
+sizes were chosen: docs/differences-from-the-original.md, "Measurements"."""
 
 from .py_utils import kp
 

@@ -19,7 +19,7 @@ is a new file here with a `build` function: nothing else needs to change.
 import importlib
 import os
 
-from config import ConfigError
+from config import ConfigError, heatmap_channels
 
 MODELS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -51,10 +51,12 @@ def network_options(cfg) -> dict:
     """The keyword arguments of `models.py_utils.kp` that the config sets."""
     db = cfg.db
     boxes = db.classes_from == "boxes"
+    corner_channels, center_channels = heatmap_channels(db)
     return {"categories": db.categories,
-            "corner_categories": 1 if db.class_agnostic_corners else db.categories,
-            "center_categories": 1 if boxes else db.categories,
+            "corner_categories": corner_channels,
+            "center_categories": center_channels,
             "center_size": db.center_size,
             "box_classifier": ({"crop_size": db.box_crop, "pooling": db.box_pooling}
                                if boxes else None),
-            "pool_window": db.pool_window}
+            "pool_window": db.pool_window,
+            "heat_bias": cfg.system.heat_bias}

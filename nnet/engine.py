@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from config import command_line_name
 from db import load_db
+from models.py_utils.kp import LOSS_TERMS
 from outputs import OutputError, check_output_folder, why_not_writable
 from sample.dataset import (
     TrainingExamples,
@@ -54,7 +55,7 @@ from . import distributed
 from .budget import short_run_note
 from .checkpoints import best_snapshot_path, find_snapshot, read_snapshot, snapshot_path
 from .memory import check_step_fits, is_out_of_memory, step_out_of_memory
-from .py_factory import LOSS_NAMES, NetworkFactory, NonFiniteLossError
+from .py_factory import NetworkFactory, NonFiniteLossError
 from .run_lock import RunLock
 from .snapshot import save_snapshot
 
@@ -296,7 +297,7 @@ class PeriodicWork:
                 self.log.write(entry)
             except OSError as e:
                 raise self.write_error(self.log.file.name, e) from None
-            progress.set_postfix({name: f"{losses[name]:.3f}" for name in LOSS_NAMES}
+            progress.set_postfix({name: f"{losses[name]:.3f}" for name in LOSS_TERMS}
                                  | {"lr": f"{losses['lr']:.2e}",
                                     "img/s": f"{entry['images_per_s']:.1f}"}, refresh=False)
             progress.update(1)

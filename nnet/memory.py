@@ -106,27 +106,26 @@ def activation_bytes_per_image(factory, train_set, measure_input: int = _MEASURE
     """Bytes autograd keeps for one training image at the config's input size:
     measured at `measure_input` (or the config's input, if smaller), scaled by
     the heatmap area."""
-    from config import NETWORK_STRIDE
     from sample.dataset import TrainingExamples
 
     cfg = factory.cfg
     (in_h, in_w), (out_h, out_w) = cfg.db.input_size, cfg.db.output_sizes[0]
     small = cfg
     if in_h * in_w > measure_input ** 2:
-        side = (measure_input - 1) // NETWORK_STRIDE + 1
-        small = _with_input(cfg, measure_input, side)
+        small = _with_input(cfg, measure_input)
     examples = TrainingExamples(train_set.db, small)
     saved = _saved_bytes(factory, default_collate([examples[(1, 0)], examples[(1, 1)]])) / 2
     small_h, small_w = small.db.output_sizes[0]
     return int(saved * (out_h * out_w) / (small_h * small_w))
 
 
-def _with_input(cfg, input_side: int, output_side: int):
+def _with_input(cfg, input_side: int):
     from config import config_from_dict
 
+    # output_sizes null: derived again from the new input size
     return config_from_dict(cfg.to_dict(), name=cfg.name, path=cfg.path, check_data=False,
                             overrides={"db": {"input_size": [input_side, input_side],
-                                              "output_sizes": [[output_side, output_side]]}})
+                                              "output_sizes": None}})
 
 
 def _saved_bytes(factory, batch) -> int:

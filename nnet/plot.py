@@ -5,7 +5,7 @@ system.val_ap_iter).
     python -m nnet.plot cache/nnet/CenterNet-tiny/log.jsonl     # -> training_curves.png beside it
     python -m nnet.plot LOG --out curves.png
 
-One panel per loss term (`nnet.py_factory.LOSS_NAMES`: total, focal, pull,
+One panel per loss term (`models.py_utils.kp.LOSS_TERMS`: total, focal, pull,
 push, offsets), the training values faint with their moving average over
 them and the validation loss as dots; the learning rate (log scale);
 validation AP and AP50; images per second. train.py draws it when training
@@ -89,14 +89,14 @@ def plot_log(log_path: str, out_path: str | None = None) -> str:
     training_curves.png beside the log); returns the picture's path."""
     from matplotlib.figure import Figure
 
-    from nnet.py_factory import LOSS_NAMES
+    from models.py_utils.kp import LOSS_TERMS
 
     entries = read_log(log_path)
     if not entries:
         raise LogError(f"{log_path}: no training iterations in this log")
     out_path = out_path or os.path.join(os.path.dirname(os.path.abspath(log_path)), CURVES_FILE)
 
-    panels = len(LOSS_NAMES) + 3  # + learning rate, validation AP, images/s
+    panels = len(LOSS_TERMS) + 3  # + learning rate, validation AP, images/s
     columns = 4
     rows = math.ceil(panels / columns)
     figure = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
@@ -104,7 +104,7 @@ def plot_log(log_path: str, out_path: str | None = None) -> str:
     steps = len(entries)
     window = max(1, steps // 50)
 
-    for ax, name in zip(axes, LOSS_NAMES):
+    for ax, name in zip(axes, LOSS_TERMS):
         iterations, values = series(entries, name)
         if len(values):
             ax.plot(iterations, values, color="tab:blue", alpha=0.25, linewidth=0.8)
@@ -116,7 +116,7 @@ def plot_log(log_path: str, out_path: str | None = None) -> str:
                     label="validation")
         _finish(ax, _LOSS_TITLES.get(name, name), has_data=len(values) + len(val_values) > 0)
 
-    rest = iter(axes[len(LOSS_NAMES):])
+    rest = iter(axes[len(LOSS_TERMS):])
     ax = next(rest)
     iterations, values = series(entries, "lr")
     if len(values):

@@ -47,8 +47,6 @@ from .checkpoints import load_weights
 from .device import autocast, choose_precision, precision_for
 from .snapshot import load_network_weights
 
-# size and class are 0 for a network without those heads
-LOSS_NAMES = LOSS_TERMS
 # kp.forward's arguments, in order; box_rois and box_image only when the sampler gives them
 _INPUT_KEYS = ("image", "tl_tags", "br_tags", "ct_tags", "box_rois", "box_image")
 
@@ -59,8 +57,8 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, iteration: int, losses: dict):
         self.iteration = iteration
         self.losses = losses
-        bad = [name for name in LOSS_NAMES[1:] if not math.isfinite(losses[name])]
-        terms = ", ".join(f"{name}={losses[name]}" for name in LOSS_NAMES)
+        bad = [name for name in LOSS_TERMS[1:] if not math.isfinite(losses[name])]
+        terms = ", ".join(f"{name}={losses[name]}" for name in LOSS_TERMS)
         super().__init__(f"the loss became non-finite at iteration {iteration} "
                          f"(in {', '.join(bad) or 'total'}: {terms})")
 
@@ -87,7 +85,8 @@ class NetworkFactory:
             self.model = DistributedDataParallel(self.network, device_ids=device_ids)
         self.loss = AELoss(pull_weight=cfg.system.pull_weight, push_weight=cfg.system.push_weight,
                            regr_weight=cfg.system.regr_weight, size_weight=cfg.system.size_weight,
-                           class_weight=cfg.system.class_weight)
+                           class_weight=cfg.system.class_weight,
+                           focal_alpha=cfg.system.focal_alpha, focal_beta=cfg.system.focal_beta)
         self.optimizer = build_optimizer(cfg, [p for p in self.network.parameters() if p.requires_grad])
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.iteration = 0  # optimizer steps done
@@ -123,9 +122,9 @@ class NetworkFactory:
             outs = self.model(*inputs)
         losses = self.loss(outs, targets)
 
-        values = torch.stack([losses[name].detach() for name in LOSS_NAMES])
+        values = torch.stack([losses[name].detach() for name in LOSS_TERMS])
         distributed.all_reduce_sum(values, self.context).div_(self.context.world_size)
-        reported = dict(zip(LOSS_NAMES, values.tolist()))
+        reported = dict(zip(LOSS_TERMS, values.tolist()))
         # every rank sees the same averaged values, so all of them stop together
         if not all(math.isfinite(v) for v in reported.values()):
             raise NonFiniteLossError(self.iteration + 1, reported)
@@ -147,24 +146,24 @@ class NetworkFactory:
             with self._autocast():
                 outs = self.network(*inputs)
             losses = self.loss(outs, targets)
-            return {name: losses[name].item() for name in LOSS_NAMES}
+            return {name: losses[name].item() for name in LOSS_TERMS}
         finally:
             self.network.train()
 
     def validation_loss(self, loader) -> dict:
         """Mean losses over the images of `loader` (every process's share):
         per-batch losses weighted by the batch's image count."""
-        sums = torch.zeros(len(LOSS_NAMES) + 1, dtype=torch.float64, device=self.device)
+        sums = torch.zeros(len(LOSS_TERMS) + 1, dtype=torch.float64, device=self.device)
         for batch in loader:
             count = len(batch["image"])
             losses = self.val_loss(batch)
-            sums += torch.tensor([losses[n] * count for n in LOSS_NAMES] + [count],
+            sums += torch.tensor([losses[n] * count for n in LOSS_TERMS] + [count],
                                  dtype=torch.float64, device=self.device)
         distributed.all_reduce_sum(sums, self.context)
         images = sums[-1].item()
         if images == 0:
             return {}
-        return {name: value / images for name, value in zip(LOSS_NAMES, sums[:-1].tolist())}
+        return {name: value / images for name, value in zip(LOSS_TERMS, sums[:-1].tolist())}
 
     def weights_are_finite(self) -> bool:
         return all(torch.isfinite(p).all().item() for p in self.network.parameters())
@@ -218,10 +217,11 @@ class NetworkFactory:
 
 
 def build_optimizer(cfg, parameters, fused=True):
-    """The optimizer of system.opt_algo. `fused` (Adam): one kernel over every
-    tensor instead of a dozen small ops per parameter (CenterNet-tiny: 213
-    tensors, 6.5 -> 1.6 ms a step on 2 CPU cores); bench_train_step times
-    the loop too."""
+    """The optimizer of system.opt_algo over `parameters`, with
+    system.learning_rate and system.weight_decay (and system.momentum for
+    SGD). `fused` (Adam): one kernel over every tensor instead of a dozen
+    small ops per parameter, the same updates (why:
+    docs/differences-from-the-original.md, "Measurements")."""
     system = cfg.system
     if system.opt_algo == "adam":
         return torch.optim.Adam(parameters, lr=system.learning_rate,

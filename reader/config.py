@@ -230,7 +230,3 @@ def parse_reader_assignments(assignments) -> dict:
     """--set section.key=value (train_reader.py) -> overrides, checked against SCHEMA."""
     return parse_assignments(assignments, SCHEMA, example="system.max_iter=4000")
 
-
-def describe_reader_schema() -> str:
-    return "\n".join(f"{section}.{key} = {json.dumps(spec.default, ensure_ascii=False)}: {spec.doc}"
-                     for section, schema in SCHEMA.items() for key, spec in schema.items())

@@ -10,9 +10,9 @@ pages (docs/ks-format.md), jittered as the detector's boxes are
 (system.seed, s): `system.pages_per_batch` pages, decoded once, and
 batch_size / pages_per_batch problems of each, so a run is a function of its
 config. Loss: nn.CTCLoss of the printed head plus system.answer_weight times
-that of the answer head, in fp32 (the network in system.precision: bf16 where
-the CPU computes it natively, 1.36x faster a step on an AMX machine);
-Adam with a linear warm-up and a cosine decay to 0 at max_iter.
+that of the answer head, in fp32 (the network in system.precision: auto is
+bf16 where the CPU computes it natively, else fp32); Adam with a linear
+warm-up and a cosine decay to 0 at max_iter.
 
 Snapshots: `<cache_dir>/reader/<name>/<name>_<iter>.pkl` every
 `system.snapshot` steps and at the end (nnet/snapshot.py: atomic, loaded with

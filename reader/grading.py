@@ -10,9 +10,10 @@ reports.
 
 Detections are (N, 6) rows x1, y1, x2, y2, score, class, possibly one place
 under several categories (CenterNet-tiny reports a box once per category it
-considers): `select_boxes` keeps the best row per place (test/visualize.py
-`one_per_place`) and then drops a box that lies mostly inside a better one
-(a piece of a problem found beside the whole).
+considers): `select_boxes` keeps the best row per place (test/boxes.py
+`one_per_place`, as the debug pictures draw them) and then drops a box that
+lies mostly inside a better one (a piece of a problem found beside the
+whole).
 """
 
 from __future__ import annotations
@@ -23,14 +24,20 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from test.boxes import SAME_PLACE_IOU, match_greedy, one_per_place, share_inside
+from test.boxes import iou as box_iou
+
 from .arithmetic import DECISIONS, RIGHT, UNANSWERED, UNREADABLE, WRONG, grade
 from .crops import EmptyCrop, box_patch
 from .decoding import best_reading, log_likelihoods, second_opinion
 from .text import canonical_printed
 
-# A box whose area lies this much inside a better-scoring kept box is a piece of it.
+# The defaults of db.grade_inside_share and db.grade_truth_iou, for callers
+# without a config: a box whose area lies this much inside a better-scoring
+# kept box is a piece of it; a found box is a ground-truth problem's when they
+# overlap this much.
 INSIDE_BETTER = 0.6
-TRUTH_IOU = 0.5   # a found box is a ground-truth problem's when they overlap this much
+TRUTH_IOU = 0.5
 
 _COLOURS = {RIGHT: (40, 160, 40), WRONG: (30, 30, 220), UNANSWERED: (0, 150, 230),
             UNREADABLE: (200, 60, 200)}   # BGR
@@ -54,18 +61,16 @@ class GradedProblem:
     second_opinion: bool = False     # PP-OCR was asked too (reader/ppocr.py)
 
 
-def select_boxes(detections, threshold: float) -> np.ndarray:
-    """The (K, 6) detections to grade: scoring >= threshold, one per place, best
-    first, none mostly inside a better one."""
-    from test.visualize import one_per_place
-
-    rows = one_per_place(np.asarray(detections, np.float64).reshape(-1, 6), threshold)
+def select_boxes(detections, threshold: float, same_place_iou: float = SAME_PLACE_IOU,
+                 inside_better: float = INSIDE_BETTER) -> np.ndarray:
+    """The (K, 6) detections to grade: scoring >= threshold, one per place
+    (test/boxes.py one_per_place, at same_place_iou), best first, none with
+    `inside_better` or more of its area inside a better one."""
+    rows = one_per_place(np.asarray(detections, np.float64).reshape(-1, 6), threshold,
+                         same_place_iou)
     kept = []
-    for i, (x1, y1, x2, y2) in enumerate(rows[:, :4]):
-        area = max((x2 - x1) * (y2 - y1), 1e-9)
-        inside = [max(0.0, min(x2, rows[k, 2]) - max(x1, rows[k, 0]))
-                  * max(0.0, min(y2, rows[k, 3]) - max(y1, rows[k, 1])) / area for k in kept]
-        if not inside or max(inside) < INSIDE_BETTER:
+    for i in range(len(rows)):
+        if not kept or share_inside(rows[i:i + 1, :4], rows[kept, :4]).max() < inside_better:
             kept.append(i)
     return rows[kept]
 
@@ -282,34 +287,20 @@ def draw_grades(image: np.ndarray, problems: list[GradedProblem]) -> np.ndarray:
 
 def match_boxes(found: np.ndarray, truth: np.ndarray, iou: float = TRUTH_IOU) -> list[tuple[int, int]]:
     """One-to-one (found index, truth index) pairs overlapping by IoU >= `iou`,
-    the best-overlapping pairs first."""
+    the best-overlapping pairs first (test/boxes.py match_greedy; equal
+    overlaps: the earlier found box, then the earlier truth box)."""
     found = np.asarray(found, np.float64).reshape(-1, 4)
     truth = np.asarray(truth, np.float64).reshape(-1, 4)
     if not len(found) or not len(truth):
         return []
-    w = np.minimum(found[:, None, 2], truth[None, :, 2]) - np.maximum(found[:, None, 0], truth[None, :, 0])
-    h = np.minimum(found[:, None, 3], truth[None, :, 3]) - np.maximum(found[:, None, 1], truth[None, :, 1])
-    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-    area_f = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
-    area_t = (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1])
-    overlap = inter / np.maximum(area_f[:, None] + area_t[None, :] - inter, 1e-9)   # (F, T)
-    pairs, used_f, used_t = [], set(), set()
-    for flat in np.argsort(-overlap, axis=None, kind="stable"):
-        f, t = divmod(int(flat), overlap.shape[1])
-        if overlap[f, t] < iou:
-            break
-        if f in used_f or t in used_t:
-            continue
-        used_f.add(f)
-        used_t.add(t)
-        pairs.append((f, t))
-    return pairs
+    return match_greedy(box_iou(found, truth), iou)   # (F, T)
 
 
-def compare_with_truth(problems: list[GradedProblem], page_text) -> dict:
-    """Counts for one page: ground-truth problems, those found, and of the found
-    ones how many had the printed part, the answer and the decision right."""
-    pairs = match_boxes(np.array([p.box for p in problems]).reshape(-1, 4), page_text.boxes)
+def compare_with_truth(problems: list[GradedProblem], page_text, iou: float = TRUTH_IOU) -> dict:
+    """Counts for one page: ground-truth problems, those found (IoU >= `iou`,
+    match_boxes), and of the found ones how many had the printed part, the
+    answer and the decision right."""
+    pairs = match_boxes(np.array([p.box for p in problems]).reshape(-1, 4), page_text.boxes, iou)
     counts = Counter(truth=len(page_text.boxes), found=len(pairs), detections=len(problems))
     for f, t in pairs:
         p = problems[f]

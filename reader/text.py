@@ -71,19 +71,6 @@ def canonical_printed(text: str) -> str:
     return _FILL_BLANK.sub("( )", text)
 
 
-def ctc_log_likelihood(log_probs: np.ndarray, text: str, alphabet: Alphabet) -> float:
-    """log P(text | crop) under CTC, summed over every alignment, from one crop's
-    (T, C) log-probabilities; -inf for a text the alphabet cannot write."""
-    if alphabet.unknown(text):
-        return float("-inf")
-    log_probs = torch.as_tensor(log_probs, dtype=torch.float32)[:, None, :]       # (T, 1, C)
-    target = torch.tensor([alphabet.encode(text)], dtype=torch.long).reshape(1, -1)
-    nll = torch.nn.functional.ctc_loss(log_probs, target, torch.tensor([log_probs.shape[0]]),
-                                       torch.tensor([len(text)]), reduction="none",
-                                       zero_infinity=False)
-    return -float(nll[0])
-
-
 def ctc_targets(texts: list[str], alphabet: Alphabet) -> tuple[torch.Tensor, torch.Tensor]:
     """Concatenated targets and their lengths, as nn.CTCLoss takes them (an
     empty text, an unanswered problem, is a target of length 0)."""

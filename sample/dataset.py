@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from config import ConfigError
+from config import ConfigError, heatmap_channels
 from db.image_io import read_image
 
 from . import sampling_function
@@ -184,9 +184,8 @@ def example_bytes(cfg) -> int:
     """Bytes of one collated example (image and every target)."""
     db = cfg.db
     (in_h, in_w), (out_h, out_w) = db.input_size, db.output_sizes[0]
-    corner_channels = 1 if db.class_agnostic_corners else db.categories
+    corner_channels, center_channels = heatmap_channels(db)
     boxes = db.classes_from == "boxes"
-    center_channels = 1 if boxes else db.categories
     heatmaps = (2 * corner_channels + center_channels) * out_h * out_w * 4
     per_object = 3 * 8 + 1 + 3 * 2 * 4  # tags int64, mask bool, offsets float32
     per_object += 2 * 4 if db.center_size else 0  # log sizes

@@ -61,6 +61,8 @@ import math
 import cv2
 import numpy as np
 
+from config import heatmap_channels
+
 from .utils import (
     color_jitter_,
     crop_around,
@@ -228,8 +230,7 @@ def keypoint_targets(boxes: np.ndarray, classes: np.ndarray, cfg) -> dict:
     input_height, input_width = db.input_size
     out_height, out_width = db.output_sizes[0]
     max_objects = db.max_tag_len
-    corner_channels = 1 if db.class_agnostic_corners else db.categories
-    center_channels = 1 if db.classes_from == "boxes" else db.categories
+    corner_channels, center_channels = heatmap_channels(db)
 
     tl_heatmap = np.zeros((corner_channels, out_height, out_width), dtype=np.float32)
     br_heatmap = np.zeros((corner_channels, out_height, out_width), dtype=np.float32)

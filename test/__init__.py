@@ -6,6 +6,7 @@
     merge.py          scales merged, per-class soft-NMS, max_per_image
     evaluate.py       results.json, COCOeval, metrics.json, the per-category table
     pr_curves.py      per-category precision-recall curves at IoU 0.5 (numbers, PNG)
+    boxes.py          box geometry: IoU, one-to-one matching, one box per place
     confusion.py      the confusion matrix with 'missed' and 'background' (numbers, PNG)
     visualize.py      debug pictures
     run.py            a split end to end; `run_test` for validation AP in training

@@ -1,7 +1,7 @@
 """The confusion matrix of a test run: which category each true box was
 detected as, which boxes were missed, which detections lie on no object.
 
-    table = confusion_matrix(records, detections, db.category_names, cfg.db.vis_threshold)
+    table = confusion_matrix(records, detections, db.category_names, cfg.db.confusion_threshold)
     metrics["confusion_matrix"] = table            # numbers, in metrics.json
     draw_confusion_matrix(table, "confusion_matrix.png")
     print(format_confusion_matrix(table))
@@ -9,12 +9,13 @@ detected as, which boxes were missed, which detections lie on no object.
 Rows are the true categories plus "background" (detections that match no
 true box); columns the predicted categories plus "missed" (true boxes that
 match no detection). Only detections scoring at least `score_threshold`
-(db.vis_threshold: what the debug pictures draw) count. Matching is one to
+(db.confusion_threshold) count. Matching is one to
 one and greedy, as YOLO's and torchvision's confusion matrices do it: every
 (true box, detection) pair with IoU >= 0.5, whatever the categories, taken
 best IoU first (higher score first on ties), each box and each detection
-used once. IoU is pycocotools' (`pycocotools.mask.iou`), the one COCOeval
-scores AP50 with. A detection that duplicates a matched one (CenterNet-tiny
+used once (test/boxes.py match_greedy). IoU is pycocotools'
+(`pycocotools.mask.iou`, test/boxes.py coco_iou), the one COCOeval scores
+AP50 with. A detection that duplicates a matched one (CenterNet-tiny
 reports a box once per category its centre heatmap considers) counts as
 background.
 """
@@ -23,27 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .boxes import coco_iou, match_greedy
+
 IOU_THRESHOLD = 0.5
 BACKGROUND = "background"
 MISSED = "missed"
 PICTURE = "confusion_matrix.png"
-
-
-def box_iou(true_boxes: np.ndarray, detected_boxes: np.ndarray) -> np.ndarray:
-    """(G, D) IoU of x1, y1, x2, y2 boxes, computed by pycocotools."""
-    from pycocotools import mask as mask_utils
-
-    if len(true_boxes) == 0 or len(detected_boxes) == 0:
-        return np.zeros((len(true_boxes), len(detected_boxes)))
-
-    def xywh(boxes):
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
-        boxes[:, 2:] -= boxes[:, :2]
-        return boxes
-
-    # mask.iou(detections, ground truth, iscrowd) gives (D, G)
-    iou = mask_utils.iou(xywh(detected_boxes), xywh(true_boxes), [0] * len(true_boxes))
-    return np.asarray(iou, dtype=np.float64).reshape(len(detected_boxes), len(true_boxes)).T
 
 
 def match_image(true_boxes, true_classes, detections, categories: int,
@@ -54,15 +40,12 @@ def match_image(true_boxes, true_classes, detections, categories: int,
     true_classes = np.asarray(true_classes, dtype=np.int64).reshape(-1)
     detections = np.asarray(detections, dtype=np.float64).reshape(-1, 6)
     detected_classes = detections[:, 5].astype(np.int64)
-    iou = box_iou(true_boxes, detections[:, :4])
-    g, d = np.nonzero(iou >= iou_threshold)
-    order = np.lexsort((-detections[d, 4], -iou[g, d]))  # best IoU first, then best score
+    iou = coco_iou(true_boxes, detections[:, :4])   # (G, D)
     true_used = np.zeros(len(true_classes), dtype=bool)
     detection_used = np.zeros(len(detections), dtype=bool)
-    for gi, di in zip(g[order].tolist(), d[order].tolist()):
-        if not true_used[gi] and not detection_used[di]:
-            true_used[gi] = detection_used[di] = True
-            counts[true_classes[gi], detected_classes[di]] += 1
+    for gi, di in match_greedy(iou, iou_threshold, column_scores=detections[:, 4]):
+        true_used[gi] = detection_used[di] = True
+        counts[true_classes[gi], detected_classes[di]] += 1
     np.add.at(counts, (true_classes[~true_used], categories), 1)
     np.add.at(counts, (categories, detected_classes[~detection_used]), 1)
     return counts

@@ -17,10 +17,10 @@ COCOeval.summarize's.
 
 Pages without objects: COCO AP does not count a detection on a page without
 ground truth unless it outranks a true one, so every evaluation also counts
-the detections scoring at least `db.vis_threshold` (what the pictures draw)
-on those pages, each a false positive, and per page. A split whose pages all
-hold no objects (a ks file marked "# annotated", db/ks.py) has undefined AP
-and AR (-1, COCO's value without ground truth); that count is its measure.
+the detections scoring at least `db.empty_page_threshold` on those pages,
+each a false positive, and per page. A split whose pages all hold no objects
+(a ks file marked "# annotated", db/ks.py) has undefined AP and AR (-1,
+COCO's value without ground truth); that count is its measure.
 """
 
 from __future__ import annotations
@@ -170,13 +170,14 @@ def evaluate(results: list[dict], db, cfg, image_ids) -> dict:
     per_category {name: AP or null (no ground truth)}, per_category_AP50,
     pr_curves (test/pr_curves.py: per-category precision at IoU 0.5 against recall),
     max_dets, num_images, num_detections, and on the pages without objects
-    empty_pages, empty_page_false_positives (detections >= db.vis_threshold),
+    empty_pages, empty_page_false_positives (detections >= db.empty_page_threshold),
     empty_page_false_positives_per_page, false_positive_threshold.
     No detections at all: every metric 0.0 and a warning. No objects on any
     page: AP and AR -1 (undefined), per-category null, no pr_curves.
     """
     image_ids = list(image_ids)
-    empty_pages = false_positives_on_empty_pages(results, db, image_ids, cfg.db.vis_threshold)
+    empty_pages = false_positives_on_empty_pages(results, db, image_ids,
+                                                 cfg.db.empty_page_threshold)
     if empty_pages["empty_pages"] == len(image_ids):
         metrics = undefined_metrics(db, cfg, image_ids, len(results))
         metrics.update(empty_pages)
@@ -198,8 +199,10 @@ def evaluate(results: list[dict], db, cfg, image_ids) -> dict:
     return metrics
 
 
-def format_metrics(metrics: dict) -> str:
-    """The summary and the per-category table, as printed by test.py."""
+def format_metrics(metrics: dict, threshold_key: str = "db.empty_page_threshold") -> str:
+    """The summary and the per-category table, as printed by test.py;
+    `threshold_key` names the key that set the empty pages' threshold
+    (Config.key_setting)."""
     max_dets = metrics["max_dets"]
     lines = [f"COCO bbox metrics on {metrics['num_images']} images, "
              f"{metrics['num_detections']} detections (AP at {max_dets} detections per image):"]
@@ -218,7 +221,7 @@ def format_metrics(metrics: dict) -> str:
             lines.append("  no page holds an object: AP and AR are undefined (-)")
         count = metrics["empty_page_false_positives"]
         lines.append(f"  pages without objects: {empty}; detections on them scoring >= "
-                     f"{metrics['false_positive_threshold']:g} (db.vis_threshold): {count} "
+                     f"{metrics['false_positive_threshold']:g} ({threshold_key}): {count} "
                      f"({count / empty:.2f} per page), every one a false positive")
     return "\n".join(lines)
 

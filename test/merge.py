@@ -5,7 +5,8 @@ CornerNet's soft_nms_merge), then the best `db.max_per_image` of all classes.
 
 Settings: `db.merge_bbox` picks soft_nms_merge (with `db.weight_exp`) over
 soft_nms; `db.nms_algorithm` the method ("nms", "linear_soft_nms",
-"exp_soft_nms"); `db.nms_threshold` the IoU threshold Nt;
+"exp_soft_nms"); `db.nms_threshold` the IoU threshold Nt; `db.nms_sigma` the
+gaussian width of exp_soft_nms;
 `db.score_threshold` the score below which (soft-)NMS drops a box.
 
 With `db.classes_from` "boxes" every box has class 0 here (the centres
@@ -41,10 +42,11 @@ def suppress_class(boxes: np.ndarray, cfg) -> np.ndarray:
     db = cfg.db
     if db.merge_bbox:
         kept = external_nms.soft_nms_merge(boxes, Nt=db.nms_threshold, method=db.nms_algorithm,
-                                           threshold=db.score_threshold, weight_exp=db.weight_exp)
+                                           sigma=db.nms_sigma, threshold=db.score_threshold,
+                                           weight_exp=db.weight_exp)
     else:
         kept = external_nms.soft_nms(boxes, Nt=db.nms_threshold, method=db.nms_algorithm,
-                                     threshold=db.score_threshold)
+                                     sigma=db.nms_sigma, threshold=db.score_threshold)
     return np.asarray(kept, dtype=np.float32).reshape(-1, boxes.shape[1])
 
 

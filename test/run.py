@@ -167,7 +167,7 @@ def detect_split(net, cfg, db, device, out_dir: str, debug: bool = False, max_im
     if produced_by is not None:
         run.metrics["produced_by"] = produced_by
     run.metrics["confusion_matrix"] = confusion_matrix(records, run.detections, db.category_names,
-                                                       cfg.db.vis_threshold)
+                                                       cfg.db.confusion_threshold)
     write_json(os.path.join(out_dir, "metrics.json"), run.metrics)
     draw_confusion_matrix(run.metrics["confusion_matrix"], os.path.join(out_dir, CONFUSION_PICTURE))
     if "pr_curves" in run.metrics:  # absent when nothing was detected

@@ -2,10 +2,10 @@
 image, one colour per category with its name and score, over the ground truth
 drawn thin and dashed in black and white (visible on any page).
 
-A picture shows what the detector found, once per place: of boxes that
-overlap (IoU above DRAWN_OVERLAP: the same problem reported under several
-categories, kept in results.json for AP), only the best-scoring is drawn,
-with its category. Labels are sized to their box (a dense page has small
+A picture shows what the detector found, once per place (test/boxes.py
+`one_per_place`): of boxes that overlap by IoU above db.same_place_iou (the
+same problem reported under several categories, kept in results.json for
+AP), only the best-scoring is drawn, with its category. Labels are sized to their box (a dense page has small
 boxes close together), sit above the box, and a label that would cover
 another one moves inside its box.
 
@@ -23,9 +23,9 @@ import re
 import cv2
 import numpy as np
 
+from .boxes import SAME_PLACE_IOU, one_per_place
+
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-# Boxes overlapping a better one by more than this IoU are not drawn.
-DRAWN_OVERLAP = 0.5
 # A label's text is this fraction of its box's height (within the limits below).
 LABEL_HEIGHT = 0.45
 _FONT_HEIGHT_AT_SCALE_1 = 22.0  # pixels of cv2.FONT_HERSHEY_SIMPLEX's capitals at scale 1
@@ -64,37 +64,17 @@ def draw_ground_truth(picture: np.ndarray, boxes: np.ndarray) -> None:
         _dashed_rectangle(picture, x1, y1, x2, y2, width, dash=3 * width + 2)
 
 
-def one_per_place(detections: np.ndarray, threshold: float) -> np.ndarray:
-    """Rows (x1, y1, x2, y2, score, class) scoring >= threshold, best first,
-    without those overlapping a better row by IoU > DRAWN_OVERLAP."""
-    detections = np.asarray(detections, dtype=np.float64).reshape(-1, 6)
-    shown = detections[detections[:, 4] >= threshold]
-    shown = shown[np.argsort(-shown[:, 4], kind="stable")]
-    kept = []
-    areas = (shown[:, 2] - shown[:, 0]) * (shown[:, 3] - shown[:, 1])
-    for i, box in enumerate(shown):
-        if kept:
-            k = np.asarray(kept)
-            width = np.minimum(box[2], shown[k, 2]) - np.maximum(box[0], shown[k, 0])
-            height = np.minimum(box[3], shown[k, 3]) - np.maximum(box[1], shown[k, 1])
-            inter = np.clip(width, 0, None) * np.clip(height, 0, None)
-            iou = inter / np.maximum(areas[i] + areas[k] - inter, 1e-9)
-            if (iou > DRAWN_OVERLAP).any():
-                continue
-        kept.append(i)
-    return shown[kept]
-
-
 def _overlaps(rect, rects) -> bool:
     x1, y1, x2, y2 = rect
     return any(x1 < b[2] and b[0] < x2 and y1 < b[3] and b[1] < y2 for b in rects)
 
 
 def draw_detections(picture: np.ndarray, detections: np.ndarray, names, colors,
-                    threshold: float) -> int:
-    """The boxes scoring >= threshold, one per place (`one_per_place`),
-    coloured by class and labelled 'name score', in place; returns how many."""
-    shown = one_per_place(detections, threshold)
+                    threshold: float, same_place_iou: float = SAME_PLACE_IOU) -> int:
+    """The boxes scoring >= threshold, one per place (test/boxes.py
+    `one_per_place`), coloured by class and labelled 'name score', in place;
+    returns how many."""
+    shown = one_per_place(detections, threshold, same_place_iou)
     width = _line_width(picture)
     labels = []  # rectangles of the labels drawn so far
     for x1, y1, x2, y2, score, cls in shown.tolist():
@@ -121,12 +101,13 @@ def draw_detections(picture: np.ndarray, detections: np.ndarray, names, colors,
 def render(image: np.ndarray, detections: np.ndarray, cfg, names=None,
            gt_boxes: np.ndarray | None = None) -> np.ndarray:
     """A copy of the BGR image with the ground truth (if given) and the detections
-    scoring >= db.vis_threshold."""
+    scoring >= db.draw_threshold, one per place (db.same_place_iou)."""
     picture = image.copy()
     if gt_boxes is not None and len(gt_boxes):
         draw_ground_truth(picture, gt_boxes)
     draw_detections(picture, detections, names or cfg.db.category_names,
-                    category_colors(cfg.db.categories), cfg.db.vis_threshold)
+                    category_colors(cfg.db.categories), cfg.db.draw_threshold,
+                    cfg.db.same_place_iou)
     return picture
 
 

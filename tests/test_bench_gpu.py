@@ -15,7 +15,8 @@ import torch
 
 from bench.bench_gpu import report_body, training_batch
 from config import load_config
-from nnet.py_factory import LOSS_NAMES, NetworkFactory
+from models.py_utils.kp import LOSS_TERMS
+from nnet.py_factory import NetworkFactory
 
 
 @pytest.mark.parametrize("class_agnostic", [True, False])
@@ -33,7 +34,7 @@ def test_the_training_batch_fits_the_configs_heads(class_agnostic):
     assert batch["tag_mask"].sum().item() == 20
     # the loss checks every target against the head's output by name
     losses = NetworkFactory(cfg, torch.device("cpu")).train_step(batch)
-    assert all(math.isfinite(losses[name]) for name in LOSS_NAMES)
+    assert all(math.isfinite(losses[name]) for name in LOSS_TERMS)
     assert losses["focal"] > 0
 
 

@@ -113,6 +113,17 @@ def test_output_size_must_follow_input_size(tmp_path):
     assert "db.output_sizes" in message and "[64, 64]" in message
 
 
+def test_output_size_is_derived_from_input_size_when_not_given(tmp_path):
+    for db in ({"input_size": 255}, {"input_size": [255, 383], "output_sizes": None}):
+        cfg = load_config(_write(tmp_path, {"db": db}), check_data=False)
+        side = db["input_size"]
+        assert cfg.db.output_sizes == [[64, 64] if side == 255 else [64, 96]]
+    # a shipped config's own output_sizes is what it would be derived as
+    tiny = load_config("CenterNet-tiny", check_data=False)
+    derived = load_config("CenterNet-tiny", check_data=False, overrides={"db": {"output_sizes": None}})
+    assert tiny.db.output_sizes == derived.db.output_sizes == [[96, 96]]
+
+
 def test_missing_data_folder_names_the_key(tmp_path):
     path = _write(tmp_path, {"base": "CenterNet-52",
                              "system": {"data_dir": str(tmp_path / "nowhere")}})
@@ -156,3 +167,94 @@ def test_a_loaded_config_is_read_only_and_serialisable():
 def test_random_scales_come_from_min_max_step():
     cfg = load_config("CenterNet-52", check_data=False)
     assert cfg.db.rand_scales == [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]
+
+
+# ----------------------------------------------------------------------------
+# what db.vis_threshold once meant, one key per job
+# ----------------------------------------------------------------------------
+
+THRESHOLD_KEYS = ("draw_threshold", "confusion_threshold", "empty_page_threshold",
+                  "grade_threshold")
+
+
+@pytest.mark.parametrize("name", available_configs())
+def test_every_job_threshold_keeps_the_configs_vis_threshold(name):
+    cfg = load_config(name, check_data=False)
+    assert all(cfg.db[key] == cfg.db.vis_threshold for key in THRESHOLD_KEYS)
+
+
+def test_an_old_config_with_vis_threshold_sets_every_job_and_is_named_as_their_setting(tmp_path):
+    plain = load_config(_write(tmp_path, {"db": {}}), check_data=False)
+    assert all(plain.db[key] == 0.1 for key in THRESHOLD_KEYS)   # the old default
+    assert plain.key_setting("db.empty_page_threshold") == "db.empty_page_threshold"
+    old = load_config(_write(tmp_path, {"db": {"vis_threshold": 0.25}}), check_data=False)
+    assert all(old.db[key] == 0.25 for key in THRESHOLD_KEYS)
+    assert old.key_setting("db.empty_page_threshold") == "db.vis_threshold"
+    new = load_config(_write(tmp_path, {"db": {"vis_threshold": 0.25, "grade_threshold": 0.6}}),
+                      check_data=False)
+    assert new.db.grade_threshold == 0.6 and new.db.draw_threshold == 0.25
+    assert new.key_setting("db.grade_threshold") == "db.grade_threshold"
+    assert "db.draw_threshold" in _error(tmp_path, {"db": {"draw_threshold": 2}})
+
+
+def test_the_overlap_keys_default_to_the_numbers_they_replace():
+    from reader.grading import INSIDE_BETTER, TRUTH_IOU
+    from test.boxes import SAME_PLACE_IOU
+    cfg = load_config("CenterNet-tiny", check_data=False)
+    assert (cfg.db.same_place_iou, cfg.db.grade_inside_share, cfg.db.grade_truth_iou) == \
+        (SAME_PLACE_IOU, INSIDE_BETTER, TRUTH_IOU) == (0.5, 0.6, 0.5)
+
+
+def test_draw_threshold_and_same_place_iou_change_what_a_picture_shows():
+    import numpy as np
+
+    from test.visualize import render
+    image = np.full((120, 160, 3), 255, np.uint8)
+    low = np.array([[20, 60, 150, 110, 0.05, 2]], np.float32)
+    for draw_threshold, drawn in ((None, False), (0.01, True)):
+        overrides = {"db": {"draw_threshold": draw_threshold, "vis_threshold": 0.1}}
+        cfg = load_config("CenterNet-tiny", check_data=False, overrides=overrides)
+        assert (render(image, low, cfg) != 255).any() is np.bool_(drawn)
+    # two boxes at IoU 1/3: one place at same_place_iou 0.3, two at 0.5
+    halves = np.array([[10, 10, 70, 50, 0.9, 0], [40, 10, 100, 50, 0.8, 1]], np.float32)
+    for same_place_iou, second_drawn in ((0.5, True), (0.3, False)):
+        cfg = load_config("CenterNet-tiny", check_data=False,
+                          overrides={"db": {"same_place_iou": same_place_iou}})
+        first_alone = render(image, halves[:1], cfg)
+        assert (render(image, halves, cfg) != first_alone).any() is np.bool_(second_drawn)
+
+
+def test_heatmap_channels_are_the_networks_and_the_samplers():
+    from config import heatmap_channels
+    from models import network_options
+    for db, expected in (({"classes_from": "centers", "class_agnostic_corners": False}, (6, 6)),
+                         ({"classes_from": "centers", "class_agnostic_corners": True}, (1, 6)),
+                         ({"classes_from": "boxes", "class_agnostic_corners": True}, (1, 1))):
+        cfg = load_config("CenterNet-tiny", check_data=False, overrides={"db": db})
+        assert heatmap_channels(cfg.db) == expected
+        options = network_options(cfg)
+        assert (options["corner_categories"], options["center_categories"]) == expected
+
+
+def test_the_papers_numbers_are_the_defaults_and_the_keys_reach_their_code():
+    import numpy as np
+    import torch
+
+    from models import build_network
+    from models.py_utils.kp_utils import _neg_loss
+    from test.merge import suppress_class
+    plain = load_config("CenterNet-tiny", check_data=False)
+    assert (plain.system.focal_alpha, plain.system.focal_beta, plain.system.heat_bias,
+            plain.db.nms_sigma) == (2.0, 4.0, -2.19, 0.5)
+    changed = load_config("CenterNet-tiny", check_data=False,
+                          overrides={"system": {"heat_bias": -4.0}, "db": {"nms_sigma": 0.05}})
+    biases = {name: value for name, value in build_network(changed).state_dict().items()
+              if "heats" in name and name.endswith(".1.bias")}
+    assert biases and all(float(b.flatten()[0]) == -4.0 for b in biases.values())
+    # two boxes at IoU 0.5: a narrower gaussian decays the second box further
+    boxes = np.array([[0, 0, 9, 9, 0.9, 0.5, 0.5], [0, 0, 9, 19, 0.8, 0.5, 0.5]], np.float32)
+    assert suppress_class(boxes, changed)[1, 4] < suppress_class(boxes, plain)[1, 4]
+    # beta: the exponent of (1 - y) near an object
+    pred, gt = [torch.full((1, 1, 2, 2), 0.3)], torch.tensor([[[[1.0, 0.5], [0.0, 0.0]]]])
+    assert torch.equal(_neg_loss(pred, gt), _neg_loss(pred, gt, alpha=2, beta=4))
+    assert _neg_loss(pred, gt, beta=1.0) > _neg_loss(pred, gt)

@@ -275,6 +275,39 @@ def test_grade_py_grades_what_the_detector_finds(tiny_reader, tiny_ks_dir, tiny_
     assert {p["name"] for p in page["problems"]} == {"add"}
 
 
+def test_db_grade_threshold_says_what_grade_py_grades_and_old_configs_keep_vis_threshold(
+        tiny_reader, tiny_ks_dir, tiny_snapshot, tmp_path, entry_point, monkeypatch):
+    """Every problem found at score 0.5: graded from grade_threshold 0.4 even
+    where vis_threshold is 0.6; a config with only vis_threshold 0.6 (as
+    before the split) grades none."""
+    import test.run
+    from db import read_image
+
+    truth = {os.path.abspath(p.image): p
+             for p in read_text_file(os.path.join(tiny_ks_dir, "ks_val_text.jsonl"))}
+
+    def detect_records(net, records, cfg, device, timer, on_image=None, **kwargs):
+        for record in records:
+            boxes = truth[os.path.abspath(record.path)].boxes
+            found = np.concatenate([boxes, np.full((len(boxes), 2), [0.5, 0])], axis=1)
+            on_image(record, read_image(record.path), found)
+        return {}
+
+    monkeypatch.setattr(test.run, "detect_records", detect_records)
+    problems = sum(len(p.boxes) for p in truth.values())
+    for db, graded in (({"vis_threshold": 0.6, "grade_threshold": 0.4}, problems),
+                       ({"vis_threshold": 0.6}, 0)):
+        folder = tmp_path / str(len(db))
+        config = tiny_snapshot(folder, tiny_ks_dir, **db)
+        out = folder / "graded"
+        assert entry_point("grade.py", config, "--testiter", "1", "--device", "cpu", "--images",
+                           os.path.join(tiny_ks_dir, "ks_val.txt"), "--out", out,
+                           "--reader", tiny_reader) == 0
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        assert summary["totals"]["problems"] == graded
+        assert summary["detector"]["threshold"] == db.get("grade_threshold", 0.6)
+
+
 def test_grade_py_on_ground_truth_boxes_reads_every_problem(tiny_reader, tiny_ks_dir, tiny_snapshot,
                                                              tmp_path, entry_point):
     config = tiny_snapshot(tmp_path, tiny_ks_dir)

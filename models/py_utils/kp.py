@@ -70,12 +70,14 @@ class kp(nn.Module):
     center_size: the size head; box_classifier: None, or the keyword
     arguments of BoxClassifier (module doc); pool_window: [vertical,
     horizontal] cells of bounded pools (None: to the border); head_dim:
-    inner width of the heads (None: dims[0], as in CenterNet).
+    inner width of the heads (None: dims[0], as in CenterNet); heat_bias: the
+    initial bias of the heatmaps' last convolution (system.heat_bias).
     """
 
     def __init__(self, n, nstack, dims, modules, categories, cnv_dim=256, pool_dim=128,
                  stem_dim=128, corner_categories=None, center_categories=None,
-                 center_size=False, box_classifier=None, pool_window=None, head_dim=None):
+                 center_size=False, box_classifier=None, pool_window=None, head_dim=None,
+                 heat_bias=-2.19):
         super().__init__()
         corner_categories = categories if corner_categories is None else corner_categories
         center_categories = categories if center_categories is None else center_categories
@@ -107,7 +109,7 @@ class kp(nn.Module):
         self.br_tags = _heads(nstack, cnv_dim, head_dim, 1)
         for heat in (*self.tl_heats, *self.br_heats, *self.ct_heats):
             # sigmoid(-2.19) ~ 0.1: a low prior for every pixel (focal-loss init)
-            nn.init.constant_(heat[-1].bias, -2.19)
+            nn.init.constant_(heat[-1].bias, heat_bias)
 
         self.inters = nn.ModuleList([residual(3, curr_dim, curr_dim) for _ in range(nstack - 1)])
         self.inters_ = nn.ModuleList([
@@ -227,7 +229,7 @@ class AELoss(nn.Module):
     """
 
     def __init__(self, pull_weight=0.1, push_weight=0.1, regr_weight=1, size_weight=1.0,
-                 class_weight=1.0, focal_loss=_neg_loss):
+                 class_weight=1.0, focal_loss=_neg_loss, focal_alpha=2.0, focal_beta=4.0):
         super().__init__()
         self.pull_weight = pull_weight
         self.push_weight = push_weight
@@ -235,6 +237,8 @@ class AELoss(nn.Module):
         self.size_weight = size_weight
         self.class_weight = class_weight
         self.focal_loss = focal_loss
+        self.focal_alpha = focal_alpha
+        self.focal_beta = focal_beta
         self.ae_loss = _ae_loss
         self.regr_loss = _regr_loss
 
@@ -251,9 +255,13 @@ class AELoss(nn.Module):
         nstack = len(outs)
         zero = outs[0]["tl_heat"].new_zeros(())
 
-        focal = (self.focal_loss([_sigmoid(o["tl_heat"]) for o in outs], targets["tl_heatmap"])
-                 + self.focal_loss([_sigmoid(o["br_heat"]) for o in outs], targets["br_heatmap"])
-                 + self.focal_loss([_sigmoid(o["ct_heat"]) for o in outs], targets["ct_heatmap"]))
+        exponents = {"alpha": self.focal_alpha, "beta": self.focal_beta}
+        focal = (self.focal_loss([_sigmoid(o["tl_heat"]) for o in outs], targets["tl_heatmap"],
+                                 **exponents)
+                 + self.focal_loss([_sigmoid(o["br_heat"]) for o in outs], targets["br_heatmap"],
+                                   **exponents)
+                 + self.focal_loss([_sigmoid(o["ct_heat"]) for o in outs], targets["ct_heatmap"],
+                                   **exponents))
 
         pull, push = zero, zero
         for out in outs:

@@ -3,7 +3,7 @@ CornerNet recipe (Law & Deng, ECCV 2018), with the original functions' names
 and calling conventions (Duankaiwen/CenterNet, models/py_utils/kp_utils.py).
 
 Losses (paper eq. 1-4 of CornerNet, plus the centre terms of CenterNet):
-  `_neg_loss`  focal loss on heatmaps (alpha 2, beta 4), per stack
+  `_neg_loss`  focal loss on heatmaps (alpha 2, beta 4 by default), per stack
   `_ae_loss`   associative-embedding pull/push loss on corner tags
   `_regr_loss` smooth-L1 loss on sub-pixel offsets
 Decoding: `_decode` turns the last stack's raw maps into corner-pair boxes
@@ -53,24 +53,28 @@ def _sigmoid(x):
     return torch.clamp(x.sigmoid(), min=1e-4, max=1 - 1e-4)
 
 
-def _neg_loss(preds, gt):
-    """Focal loss of CornerNet (alpha 2, beta 4), summed over the stacks.
+def _neg_loss(preds, gt, alpha=2.0, beta=4.0):
+    """Focal loss of CornerNet, summed over the stacks; alpha and beta are the
+    paper's (system.focal_alpha, system.focal_beta).
 
     preds: list of (B, C, H, W) probabilities (after `_sigmoid`); gt: the
     (B, C, H, W) target heatmap, 1 at objects, a gaussian bump around them.
-    Per prediction: -(pos + neg) / num_pos, or -neg when there is no object.
+    Per prediction: -(pos + neg) / num_pos, or -neg when there is no object,
+    pos = sum log(p) (1 - p)^alpha at objects, neg = sum log(1 - p) p^alpha
+    (1 - y)^beta elsewhere.
     """
     pos = gt.eq(1)
     neg = gt.lt(1)
-    neg_weights = torch.pow(1 - gt, 4)
+    neg_weights = torch.pow(1 - gt, beta)
     # with no positives pos_sum is 0, so dividing by max(num_pos, 1) gives
     # exactly the original's "-neg" branch without a host round trip
     num_pos = pos.sum().clamp(min=1).to(gt.dtype)
 
     loss = 0
     for pred in preds:
-        pos_loss = torch.where(pos, torch.log(pred) * torch.pow(1 - pred, 2), 0).sum()
-        neg_loss = torch.where(neg, torch.log(1 - pred) * torch.pow(pred, 2) * neg_weights, 0).sum()
+        pos_loss = torch.where(pos, torch.log(pred) * torch.pow(1 - pred, alpha), 0).sum()
+        neg_loss = torch.where(neg, torch.log(1 - pred) * torch.pow(pred, alpha) * neg_weights,
+                               0).sum()
         loss = loss - (pos_loss + neg_loss) / num_pos
     return loss
 
